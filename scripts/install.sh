@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the engine needs into ./.venv (idempotent: skipped when nothing changed).
+#   - Debian's ffmpeg (a real stream server for the live-stream tests), when run as root and missing;
+#   - torch 2.14.1 + torchvision 0.29.1 first (the only pair that imports together here, see
+#     ../shared/models/README.md), then the package with every extra: pip install -e '.[all]'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "error: Python 3.11 is required (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+}
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ffmpeg (Debian package) ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "warning: ffmpeg is missing; live-stream tests will be skipped (apt-get install ffmpeg)" >&2
+  fi
+fi
+
+stamp=.venv/.installed
+want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c 'import analytics' 2>/dev/null; then
+  exit 0
+fi
+
+echo "creating .venv and installing (a few minutes the first time) ..."
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+.venv/bin/python -m pip install -q -e '.[all]'
+echo "$want" > "$stamp"
+echo "installed: $(.venv/bin/python -c 'import analytics; print("analytics", analytics.__version__)')"

@@ -54,14 +54,17 @@ class RoboflowByteTrack:
         new_track_threshold, min_hits, match_iou, high_threshold: the package's
             ``track_activation_threshold``, ``minimum_consecutive_frames``, ``minimum_iou_threshold`` and
             ``high_conf_det_threshold``; defaults are the package's own.
+        lost_track_buffer: the package's own buffer (in its 30-fps frames); overrides ``lost_ttl`` when given.
     """
 
     def __init__(self, *, lost_ttl: float = 1.0, frame_rate: float = 30.0, new_track_threshold: float = 0.7,
-                 min_hits: int = 2, match_iou: float = 0.1, high_threshold: float = 0.6) -> None:
+                 min_hits: int = 2, match_iou: float = 0.1, high_threshold: float = 0.6,
+                 lost_track_buffer: int | None = None) -> None:
         from trackers import ByteTrackTracker
 
+        buffer = max(int(round(lost_ttl * 30.0)), 0) if lost_track_buffer is None else lost_track_buffer
         self._make = lambda: ByteTrackTracker(
-            lost_track_buffer=max(int(round(lost_ttl * 30.0)), 0), frame_rate=frame_rate,
+            lost_track_buffer=buffer, frame_rate=frame_rate,
             track_activation_threshold=new_track_threshold, minimum_consecutive_frames=min_hits,
             minimum_iou_threshold=match_iou, high_conf_det_threshold=high_threshold)
         self.reset()
@@ -111,17 +114,21 @@ class UltralyticsByteTrack:
         high_threshold, low_threshold, new_track_threshold, match_thresh, fuse_score: the yaml's
             ``track_high_thresh``, ``track_low_thresh``, ``new_track_thresh``, ``match_thresh`` (a cost:
             1 - IoU), ``fuse_score``.
+        track_buffer: the yaml's ``track_buffer`` (frames a lost track is kept); overrides ``lost_ttl``.
     """
 
     def __init__(self, *, frame_rate: float = 30.0, lost_ttl: float | None = None, high_threshold: float = 0.25,
                  low_threshold: float = 0.1, new_track_threshold: float = 0.25, match_thresh: float = 0.8,
-                 fuse_score: bool = True) -> None:
+                 fuse_score: bool = True, track_buffer: int | None = None) -> None:
         os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/yolo_cfg")
         from types import SimpleNamespace
 
         from ultralytics.trackers.byte_tracker import BYTETracker
 
-        buffer = 30 if lost_ttl is None else max(int(round(lost_ttl * frame_rate)), 1)
+        if track_buffer is not None:
+            buffer = track_buffer
+        else:
+            buffer = 30 if lost_ttl is None else max(int(round(lost_ttl * frame_rate)), 1)
         args = SimpleNamespace(tracker_type="bytetrack", track_high_thresh=high_threshold,
                                track_low_thresh=low_threshold, new_track_thresh=new_track_threshold,
                                track_buffer=buffer, match_thresh=match_thresh, fuse_score=fuse_score)

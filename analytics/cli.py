@@ -1,0 +1,254 @@
+"""The ``analytics`` command line: run, track, detect, eval-mot, models.
+
+Exit codes: 0 success, 1 the run finished but a camera failed, 2 bad input (config, model, file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+log = logging.getLogger("analytics")
+
+
+class UsageError(Exception):
+    """Bad input named in the message; the CLI prints it and exits with status 2."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path.home() / ".cache" / "analytics" / "ultralytics"))
+
+
+def _build_runner(cfg, *, out_dir: Path | None = None, mot_paths: dict | None = None):
+    from analytics.detectors import create_detector
+    from analytics.pipeline import Runner
+    from analytics.sources import open_source
+
+    classes = tuple(sorted({cid for cam in cfg.cameras for cid in cam.detection.class_ids}))
+    conf = min(cam.detection.confidence for cam in cfg.cameras)
+    detector = create_detector(cfg.detector, classes=classes, confidence=conf)
+    return Runner(cfg, detector, open_source=open_source, out_dir=out_dir, mot_paths=mot_paths)
+
+
+def _write_report(report, path: Path) -> None:
+    """The run summary as JSON: frames, seconds, fps, and each camera's counters and outputs."""
+    data = {
+        "frames": report.frames, "seconds": report.seconds,
+        "fps": report.frames / report.seconds if report.seconds else 0.0,
+        "detect_seconds": report.detect_seconds, "track_seconds": report.track_seconds,
+        "cameras": [{"camera_id": c.camera_id, "health": c.health.value, "frames": c.frames,
+                     "dropped": c.dropped, "reconnects": c.reconnects, "error": c.error,
+                     "outputs": {k: str(v) for k, v in c.outputs.items()}} for c in report.cameras],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _run_with_signals(runner, *, progress: bool, report_path: Path) -> int:
+    from analytics.pipeline.progress import Progress, summary_line
+
+    def on_signal(signum, _frame):
+        log.warning("signal %s: stopping, flushing logs", signal.Signals(signum).name)
+        runner.stop()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Progress(runner.snapshot, enabled=progress):
+            report = runner.run()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    _write_report(report, report_path)
+    for cam in report.cameras:
+        log.info("%s", summary_line(cam))
+        for kind, path in cam.outputs.items():
+            log.info("  %s: %s", kind, path)
+    fps = report.frames / report.seconds if report.seconds else 0.0
+    log.info("analysed %d frames in %.1f s (%.1f fps)", report.frames, report.seconds, fps)
+    return 1 if any(c.error and c.health.value == "failed" for c in report.cameras) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from analytics.config import load_config
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": str(args.out)})})
+    if args.video:
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"video": True})})
+    runner = _build_runner(cfg)
+    log.info("running %d camera(s); output in %s", len(cfg.cameras), runner.out_dir)
+    return _run_with_signals(runner, progress=not args.no_progress, report_path=runner.out_dir / "run_report.json")
+
+
+def _track_config(args: argparse.Namespace):
+    """A one-camera RunConfig for ``analytics track``: camera settings from --config, source from argv."""
+    from analytics.config import RunConfig, load_config, parse_config
+
+    base_cam: dict = {}
+    detector: dict = {}
+    if args.config:
+        cfg = load_config(args.config)
+        cams = {c.id: c for c in cfg.cameras}
+        cam_id = args.camera or next(iter(cams))
+        if cam_id not in cams:
+            raise UsageError(f"--camera {cam_id!r} is not in {args.config}; cameras: {sorted(cams)}")
+        base_cam = cams[cam_id].model_dump(exclude={"source", "id"})
+        detector = cfg.detector.model_dump()
+    if args.model:
+        detector["model"] = args.model
+    if args.backend:
+        detector["backend"] = args.backend
+    if args.imgsz:
+        detector["imgsz"] = args.imgsz[0] if len(args.imgsz) == 1 else tuple(args.imgsz)
+    detector.setdefault("batch", 4)
+    cam = {**base_cam, "id": "track", "source": str(Path(args.source).resolve()) if "://" not in args.source
+           else args.source, "fps": None, "benchmark": "://" not in args.source, "realtime": False}
+    if args.classes:
+        cam["detection"] = {**cam.get("detection", {}), "classes": tuple(args.classes)}
+    data = {"detector": detector, "cameras": [cam],
+            "output": {"dir": str(Path(args.out).parent), "parquet": args.parquet, "mot": True}}
+    cfg: RunConfig = parse_config(data, path=Path(args.config or "<command line>"))
+    return cfg
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    cfg = _track_config(args)
+    out = Path(args.out)
+    runner = _build_runner(cfg, out_dir=out.parent, mot_paths={"track": out})
+    report = Path(args.report) if args.report else out.with_name(out.stem + ".report.json")
+    code = _run_with_signals(runner, progress=not args.no_progress, report_path=report)
+    log.info("MOTChallenge results: %s", out)
+    return code
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from analytics.config import DetectorConfig
+    from analytics.detectors import create_detector
+    from analytics.types import CLASS_NAMES, class_ids_from_names
+
+    image = cv2.imread(str(args.image))
+    if image is None:
+        raise UsageError(f"cannot read image {args.image}: missing or not an image file")
+    cfg = DetectorConfig(**{k: v for k, v in {"model": args.model, "backend": args.backend}.items() if v})
+    classes = class_ids_from_names(args.classes) if args.classes else tuple(CLASS_NAMES)
+    detector = create_detector(cfg, classes=classes, confidence=args.conf)
+    try:
+        dets = detector.detect([image])[0]
+    finally:
+        detector.close()
+    rows = [{"class": CLASS_NAMES.get(int(c), str(c)), "confidence": round(float(s), 3),
+             "xyxy": [round(float(v), 1) for v in box]}
+            for box, s, c in zip(dets.xyxy, dets.confidence, dets.class_id, strict=True)]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['class']:<11} {r['confidence']:.2f}  " + " ".join(f"{v:7.1f}" for v in r["xyxy"]))
+    return 0
+
+
+def cmd_eval_mot(args: argparse.Namespace) -> int:
+    from analytics.evaluation import evaluate_mot
+
+    for p in (args.result, args.gt):
+        if not Path(p).is_file():
+            raise UsageError(f"MOT file {p} does not exist")
+    metrics = evaluate_mot(args.result, args.gt, drop_zero_flag=not args.keep_zero_flag)
+    if args.json:
+        print(json.dumps(metrics, indent=2, default=float))
+    else:
+        for key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN"):
+            if key in metrics:
+                value = metrics[key]
+                print(f"{key:<5} {value:.3f}" if key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
+                      else f"{key:<5} {int(value)}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from analytics.models import list_models, resolve_model
+
+    for entry in list_models():
+        try:
+            resolved = resolve_model(entry.name)
+            print(f"{entry.name:<26} ok       {resolved.path}")
+        except Exception as err:  # noqa: BLE001 - report every model, then fail
+            print(f"{entry.name:<26} MISSING  {str(err).splitlines()[0]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="analytics", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run every camera of a YAML config")
+    r.add_argument("config", type=Path)
+    r.add_argument("--out", type=Path, help="output folder (overrides output.dir)")
+    r.add_argument("--video", action="store_true", help="also write annotated videos")
+    r.add_argument("--no-progress", action="store_true", help="no live table")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("track", help="track one video, image folder or stream; write MOTChallenge text")
+    t.add_argument("source")
+    t.add_argument("--out", required=True, help="MOTChallenge result file to write")
+    t.add_argument("--model", help="registry name or path of the detector model")
+    t.add_argument("--backend", choices=["openvino", "onnxruntime", "ultralytics"])
+    t.add_argument("--imgsz", type=int, nargs="+", help="network input size (h w, or one side)")
+    t.add_argument("--classes", nargs="+", help="class names to track (default: the camera's)")
+    t.add_argument("--config", type=Path, help="take detector and camera settings from this run config")
+    t.add_argument("--camera", help="which camera of --config (default: the first)")
+    t.add_argument("--parquet", action="store_true", help="also write the Parquet track log beside --out")
+    t.add_argument("--report", type=Path, help="run summary JSON (default: beside --out)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_track)
+
+    d = sub.add_parser("detect", help="print the detections in one image")
+    d.add_argument("image", type=Path)
+    d.add_argument("--model")
+    d.add_argument("--backend", choices=["openvino", "onnxruntime", "ultralytics"])
+    d.add_argument("--conf", type=float, default=0.25)
+    d.add_argument("--classes", nargs="+")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_detect)
+
+    e = sub.add_parser("eval-mot", help="score a MOTChallenge result against ground truth (HOTA, MOTA, IDF1)")
+    e.add_argument("result", type=Path)
+    e.add_argument("--gt", type=Path, required=True)
+    e.add_argument("--keep-zero-flag", action="store_true",
+                   help="keep ground-truth rows whose 7th column is 0 (MOT15 convention drops them)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval_mot)
+
+    m = sub.add_parser("models", help="list the model registry and verify checksums")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from analytics.config import ConfigError
+
+    from analytics.models import ModelError
+    from analytics.sources.base import SourceError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, ModelError, SourceError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,8 +23,9 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
 fi
 
 stamp=.venv/.installed
-want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c 'import analytics' 2>/dev/null; then
+want=$(cat pyproject.toml scripts/install.sh models/build_aspect_model.py | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f models/cache/registry.yaml ] \
+   && .venv/bin/python -c 'import analytics' 2>/dev/null; then
   exit 0
 fi
 
@@ -33,5 +34,8 @@ echo "creating .venv and installing (a few minutes the first time) ..."
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[all]'
+# The frame-aspect INT8 detector (480x640, no letterbox padding on 4:3 cameras) is built here, offline, from
+# the shared checkpoint: it is derived from AGPL weights and rebuilt rather than committed.
+.venv/bin/python models/build_aspect_model.py
 echo "$want" > "$stamp"
 echo "installed: $(.venv/bin/python -c 'import analytics; print("analytics", analytics.__version__)')"

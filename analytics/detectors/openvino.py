@@ -18,7 +18,7 @@ import numpy as np
 import openvino as ov
 
 from analytics.detectors.postprocess import decode
-from analytics.detectors.preprocess import check_frame, input_hw, letterbox, to_tensor
+from analytics.detectors.preprocess import check_frame, input_hw, letterbox
 from analytics.models import ModelError, ResolvedModel
 from analytics.types import Detections
 
@@ -64,6 +64,21 @@ def _choose_hint(hint: Hint, batch: int) -> str:
     return hint.upper()
 
 
+def _embed_preprocessing(model: ov.Model) -> ov.Model:
+    """Move the colour swap, layout change and scaling into the graph: the request then takes the
+    letterboxed (1, h, w, 3) uint8 BGR image as is and OpenVINO converts it on its own threads, instead of
+    the Python thread building a float32 NCHW tensor with numpy. End-to-end speed on PETS09 with two cores
+    was the same either way (10.0 vs 10.0-10.2 fps): inference dominates; it frees the Python thread."""
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+        ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return ppp.build()
+
+
 class OpenVINODetector:
     """YOLOv8/YOLO11 detector on OpenVINO.
 
@@ -75,6 +90,7 @@ class OpenVINODetector:
                  threads: int | None = None, hint: Hint = "auto") -> None:
         core = ov.Core()
         net, self.input_hw = _prepare(core.read_model(xml_path(model.path)), imgsz)
+        net = _embed_preprocessing(net)
         config: dict[str, object] = {"PERFORMANCE_HINT": _choose_hint(hint, batch)}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -104,7 +120,7 @@ class OpenVINODetector:
             slot = i % len(self._requests)
             if slot in pending:
                 outputs[pending.pop(slot)] = self._collect(slot)
-            self._requests[slot].start_async({0: to_tensor([image])})
+            self._requests[slot].start_async({0: image[np.newaxis]})
             pending[slot] = i
         for slot, i in pending.items():
             outputs[i] = self._collect(slot)

@@ -14,7 +14,18 @@
 
 Writes ``benchmarks/results/tracker_choice.json`` and ``.md``.
 
-Usage: ``python -m benchmarks.tracker_choice [--trials 60] [--seed 0]`` (single process).
+``--model NAME`` runs the same search on a registry model's detections from the project's own backend
+(``--backend``, default openvino; cached by :func:`benchmarks.pets_detections.cached_detections`) and writes
+``benchmarks/results/tracker_choice_<NAME>.json`` / ``.md`` instead, MOT files under
+``.cache/tracker_choice/<NAME>/``. ``--trackers ours`` (comma-separated: ours, trackers, ultralytics) searches
+only those trackers; with the default model and a subset, the results go to
+``tracker_choice_<subset>.json`` / ``.md`` so the full comparison is never overwritten by a partial one.
+
+Every trial's draws depend on ``--seed`` only (each tracker's search restarts ``random.Random(seed)``), so
+``--trackers ours --seed 0`` draws exactly the 60 settings the full comparison drew for ours.
+
+Usage: ``python -m benchmarks.tracker_choice [--trials 60] [--seed 0] [--model NAME] [--trackers ours]``
+(single process).
 """
 
 from __future__ import annotations
@@ -40,13 +51,15 @@ from analytics.evaluation import evaluate_frames, read_mot, tracks_to_mot, write
 from analytics.tracking.backfill import Backfill
 from analytics.tracking.bytetrack import ByteTracker
 from analytics.types import Detections, Tracks
-from benchmarks.pets_detections import CACHE_DIR, cached_detections, sequence_dir, sequence_info
+from benchmarks.pets_detections import CACHE_DIR, cache_path, cached_detections, sequence_dir, sequence_info
 
 log = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parent / "results"
 MOT_DIR = CACHE_DIR / "tracker_choice"  # git-ignored
 BARS = {"HOTA": 0.60, "MOTA": 0.82, "IDF1": 0.80}
 CLASSES = ("person",)  # the cache holds person detections only
+#: ``--trackers`` keys -> contender family names.
+FAMILIES = {"ours": "ours", "trackers": "trackers ByteTrack", "ultralytics": "ultralytics BYTETracker"}
 
 
 class Tracker(Protocol):
@@ -90,6 +103,17 @@ def score(rows: pl.DataFrame, gt: pl.DataFrame) -> dict[str, float]:
 
 def objective(m: dict[str, float]) -> float:
     return m["HOTA"] + m["MOTA"] + m["IDF1"]
+
+
+def bar_margin(m: dict[str, float]) -> float:
+    """The smallest margin over the bars (HOTA, MOTA, IDF1): >= 0 when a row clears all three."""
+    return min(m[k] - v for k, v in BARS.items())
+
+
+def bars_pick(sweep: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trial that clears every bar with the largest smallest margin (max-min over HOTA, MOTA, IDF1);
+    ties by the objective. Without any trial clearing all bars, the one closest to doing so."""
+    return max(sweep, key=lambda t: (round(bar_margin(t["metrics"]), 4), objective(t["metrics"])))
 
 
 # -- contenders: each tracker's own parameters, sampler, factory and defaults ----------------------------
@@ -158,8 +182,12 @@ def trackers_space(fps: float) -> dict[str, Any]:
     return space
 
 
-def contenders(fps: float) -> dict[str, Contender]:
+def contenders(fps: float, families: Sequence[str] | None = None) -> dict[str, Contender]:
+    """The contenders by family name; ``families`` (names from :data:`FAMILIES`' values) limits which are
+    built (the rivals' packages are imported only when asked for)."""
     from analytics.tracking.trackers_adapter import RoboflowByteTrack, UltralyticsByteTrack
+
+    want = set(FAMILIES.values() if families is None else families)
 
     def ours(p: dict[str, Any]) -> Tracker:
         return ByteTracker(TrackerParams(**p))
@@ -176,20 +204,23 @@ def contenders(fps: float) -> dict[str, Contender]:
             low_threshold=p["track_low_thresh"], new_track_threshold=p["new_track_thresh"],
             match_thresh=p["match_thresh"], fuse_score=p["fuse_score"])
 
-    rf_space = trackers_space(fps)
-    rf_default = {"lost_track_buffer": 30, "track_activation_threshold": 0.7, "minimum_iou_threshold": 0.1,
-                  "high_conf_det_threshold": 0.6, "minimum_consecutive_frames": 2, "frame_rate": fps}
-    return {
-        "ours": Contender("ours", lambda rng: _draw(rng, OURS_SPACE), ours, lambda p: p["min_hits"],
-                          asdict(TrackerParams()), {"confidence": 0.25, "min_size": 0, "edge_margin": 0},
-                          OURS_SPACE),
-        "trackers ByteTrack": Contender("trackers ByteTrack", lambda rng: _draw(rng, rf_space), roboflow,
-                                        lambda p: None, rf_default,
-                                        {"confidence": 0.1, "min_size": 0, "edge_margin": 0}, rf_space),
-        "ultralytics BYTETracker": Contender("ultralytics BYTETracker", lambda rng: _draw(rng, ULTRA_SPACE), ultra,
-                                             lambda p: None, ULTRA_DEFAULT,
-                                             {"confidence": 0.1, "min_size": 0, "edge_margin": 0}, ULTRA_SPACE),
-    }
+    out: dict[str, Contender] = {}
+    if "ours" in want:
+        out["ours"] = Contender("ours", lambda rng: _draw(rng, OURS_SPACE), ours, lambda p: p["min_hits"],
+                                asdict(TrackerParams()), {"confidence": 0.25, "min_size": 0, "edge_margin": 0},
+                                OURS_SPACE)
+    if "trackers ByteTrack" in want:
+        rf_space = trackers_space(fps)
+        rf_default = {"lost_track_buffer": 30, "track_activation_threshold": 0.7, "minimum_iou_threshold": 0.1,
+                      "high_conf_det_threshold": 0.6, "minimum_consecutive_frames": 2, "frame_rate": fps}
+        out["trackers ByteTrack"] = Contender("trackers ByteTrack", lambda rng: _draw(rng, rf_space), roboflow,
+                                              lambda p: None, rf_default,
+                                              {"confidence": 0.1, "min_size": 0, "edge_margin": 0}, rf_space)
+    if "ultralytics BYTETracker" in want:
+        out["ultralytics BYTETracker"] = Contender(
+            "ultralytics BYTETracker", lambda rng: _draw(rng, ULTRA_SPACE), ultra, lambda p: None, ULTRA_DEFAULT,
+            {"confidence": 0.1, "min_size": 0, "edge_margin": 0}, ULTRA_SPACE)
+    return out
 
 
 def evaluate(c: Contender, params: dict[str, Any], flt: dict[str, float], *, raw: list[Detections], fps: float,
@@ -260,12 +291,22 @@ def verdict_text(v: dict[str, Any]) -> list[str]:
     return lines
 
 
+DEFAULT_TITLE = "yolo11n INT8 OpenVINO at 640"
+
+
 def markdown(out: dict[str, Any]) -> str:
     t, trials = out["table"], out["trials"]
-    lines = ["# Tracker choice on PETS09-S2L1 (7 fps, yolo11n INT8 OpenVINO at 640, persons)", "",
+    n_fam = len(out["search"])
+    searches = {1: "the search", 2: "the two searches", 3: "the three searches"}.get(n_fam, f"{n_fam} searches")
+    lines = [f"# Tracker choice on PETS09-S2L1 (7 fps, {out.get('detector_title', DEFAULT_TITLE)}, persons)", "",
              f"Made by: `{out['command']}` (single process; "
-             f"{out['search_seconds']:.0f} s for the three searches on this machine).", "",
-             "Detections cached once at conf 0.05; every tracker gets the same cached detections through "
+             f"{out['search_seconds']:.0f} s for {searches} on this machine).", ""]
+    if out.get("model"):
+        lines += [f"Detections: registry model `{out['model']}` through the project's own `{out['backend']}` "
+                  "backend (`analytics.detectors.create_detector`, one frame per `detect` call, frames read with "
+                  f"`cv2.imread`), cached in `.cache/{out['cache']}`. Search space and seed policy are those of "
+                  "`benchmarks/results/tracker_choice.md` (same draws for the same seed).", ""]
+    lines += ["Detections cached once at conf 0.05; every tracker gets the same cached detections through "
              "`analytics.detectors.filtering.filter_detections`. **Same search for every tracker**: "
              f"{trials} random trials seeded with `random.Random({out['seed']})`, over the tracker's own "
              "parameters plus the same detection-filter grid (confidence, min box height, edge margin), "
@@ -278,7 +319,8 @@ def markdown(out: dict[str, Any]) -> str:
         lines.append(f"| {name} | {m['HOTA']:.3f} | {m['DetA']:.3f} | {m['AssA']:.3f} | {m['MOTA']:.3f} | "
                      f"{m['IDF1']:.3f} | {int(m['IDSW'])} | {int(m['FP'])} | {int(m['FN'])} | "
                      f"{int(m['result_ids'])} |")
-    lines += [""] + verdict_text(out["verdict"]) + [""]
+    lines += [""] + (verdict_text(out["verdict"]) if out.get("verdict") else
+                     ["Only one tracker searched: no comparison verdict."]) + [""]
     lines += ["How the searches went (objective = HOTA + MOTA + IDF1 over the trials; a best-of-N is an "
               "optimistic, selection-biased estimate, so small gaps between best rows are within search noise):",
               "", "| tracker | best | mean of top 5 | median | trials meeting all bars | seconds |",
@@ -286,15 +328,42 @@ def markdown(out: dict[str, Any]) -> str:
     for fam, s in out["search"].items():
         lines.append(f"| {fam} | {s['best']:.3f} | {s['top5_mean']:.3f} | {s['median']:.3f} | "
                      f"{s['meet_bars']}/{trials} | {s['seconds']:.0f} |")
-    lines += ["", "Default rows: ours with `TrackerConfig`/`DetectionFilter` defaults (conf 0.25); trackers' "
-              "ByteTrack with its constructor defaults (frame_rate 7) and ultralytics' BYTETracker with "
-              "`bytetrack.yaml`, both fed conf >= 0.1 (the yaml's track_low_thresh; neither has its own "
-              "filter). Only ours backfills (neither wrapped tracker exposes tentative ids), and only ours has "
-              "the centre-distance fallback gate; both are part of its searched parameters. MOT files of every "
-              "row are in `.cache/tracker_choice/`.", "", "## Best parameters (best-of-N rows)", ""]
+    mot_dir = out.get("mot_dir", ".cache/tracker_choice/")
+    if len(out["search"]) == len(FAMILIES):
+        lines += ["", "Default rows: ours with `TrackerConfig`/`DetectionFilter` defaults (conf 0.25); trackers' "
+                  "ByteTrack with its constructor defaults (frame_rate 7) and ultralytics' BYTETracker with "
+                  "`bytetrack.yaml`, both fed conf >= 0.1 (the yaml's track_low_thresh; neither has its own "
+                  "filter). Only ours backfills (neither wrapped tracker exposes tentative ids), and only ours "
+                  "has the centre-distance fallback gate; both are part of its searched parameters. MOT files of "
+                  f"every row are in `{mot_dir}`."]
+    else:
+        lines += ["", "Default rows: each tracker's out-of-the-box setting (ours: `TrackerConfig`/`DetectionFilter` "
+                  "defaults, conf 0.25; the others: as in the full comparison). Ours backfills and has the "
+                  f"centre-distance fallback gate, both searched. MOT files of every row are in `{mot_dir}`."]
+    lines += ["", "## Best parameters (best-of-N rows)", ""]
     for fam, b in out["best"].items():
         lines += [f"- **{fam}** (trial {b['trial']}): tracker `{json.dumps(b['tracker'])}`; "
                   f"filter `{json.dumps(b['filter'])}`"]
+    lines += ["", "## Top 5 trials (by HOTA + MOTA + IDF1)", ""]
+    for fam, sweep in out["sweeps"].items():
+        lines += [f"**{fam}**", "", "| rank | trial | objective | HOTA | MOTA | IDF1 | min bar margin | IDSW | FP | FN "
+                  "| tracker | filter |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for rank, t in enumerate(sweep[:5], 1):
+            m = t["metrics"]
+            lines.append(f"| {rank} | {t['trial']} | {objective(m):.3f} | {m['HOTA']:.3f} | {m['MOTA']:.3f} | "
+                         f"{m['IDF1']:.3f} | {bar_margin(m):+.3f} | {int(m['IDSW'])} | {int(m['FP'])} | "
+                         f"{int(m['FN'])} | `{json.dumps(t['tracker'])}` | `{json.dumps(t['filter'])}` |")
+        lines.append("")
+    lines += ["## Bar-margin pick", "",
+              "The trial clearing all bars (" + ", ".join(f"{k} >= {v}" for k, v in BARS.items())
+              + ") with the largest *smallest* margin over the three (max-min criterion; ties by the objective):",
+              ""]
+    for fam, b in out.get("bars_pick", {}).items():
+        m = b["metrics"]
+        lines.append(f"- **{fam}** (trial {b['trial']}): HOTA {m['HOTA']:.3f} ({m['HOTA'] - BARS['HOTA']:+.3f}), "
+                     f"MOTA {m['MOTA']:.3f} ({m['MOTA'] - BARS['MOTA']:+.3f}), IDF1 {m['IDF1']:.3f} "
+                     f"({m['IDF1'] - BARS['IDF1']:+.3f}); objective {objective(m):.3f}; tracker "
+                     f"`{json.dumps(b['tracker'])}`; filter `{json.dumps(b['filter'])}`")
     lines += ["", "## Searched spaces", ""]
     for fam, space in out["spaces"].items():
         lines.append(f"- **{fam}**: `{json.dumps(space)}`")
@@ -311,13 +380,33 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=None,
+                    help="registry model whose detections (project backend) to search on; default: the shipped "
+                         "640 INT8 model through ultralytics predict (the original comparison)")
+    ap.add_argument("--backend", default="openvino", help="project backend for --model (default openvino)")
+    ap.add_argument("--trackers", default=",".join(FAMILIES),
+                    help=f"comma-separated trackers to search, of {list(FAMILIES)} (default: all)")
     args = ap.parse_args(argv)
+    keys = [k.strip() for k in args.trackers.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in FAMILIES]
+    if unknown or not keys:
+        ap.error(f"--trackers: unknown {unknown}; choose from {list(FAMILIES)}")
+    keys = [k for k in FAMILIES if k in keys]  # canonical order
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    raw, fps = cached_detections()
+    raw, fps = cached_detections(model=args.model, backend=args.backend)
+    cache = cache_path(model=args.model, backend=args.backend)
     info = sequence_info(sequence_dir())
     gt = read_mot(sequence_dir() / "gt" / "gt.txt")
     ctx = {"raw": raw, "fps": fps, "size": (int(info["width"]), int(info["height"])), "gt": gt}
-    cands = contenders(fps)
+    cands = contenders(fps, [FAMILIES[k] for k in keys])
+    stem = "tracker_choice"
+    if args.model:
+        stem += f"_{Path(args.model).name}"
+        if args.backend != "openvino":
+            stem += f"_{args.backend}"
+    elif len(keys) < len(FAMILIES):
+        stem += "_" + "_".join(keys)
+    mot_dir = MOT_DIR if stem == "tracker_choice" else MOT_DIR / stem.removeprefix("tracker_choice_")
     t0 = time.perf_counter()
     sweeps, search, best = {}, {}, {}
     for fam, c in cands.items():
@@ -335,21 +424,35 @@ def main(argv: list[str] | None = None) -> None:
         for label, params, flt in ((f"{fam} default", c.default, c.default_filter),
                                    (f"{fam} best of {args.trials}", best[fam]["tracker"], best[fam]["filter"])):
             table[label], rows = evaluate(c, params, flt, **ctx)
-            write_mot(rows, MOT_DIR / f"{label.replace(' ', '_')}.txt")
+            write_mot(rows, mot_dir / f"{label.replace(' ', '_')}.txt")
             log.info("%s %s", label, table[label])
         tuned[fam] = f"{fam} best of {args.trials}"
         assert table[tuned[fam]] == best[fam]["metrics"], "best trial did not reproduce"
+    picks = {fam: bars_pick(sweeps[fam]) for fam in cands}
     command = "python -m benchmarks.tracker_choice " + " ".join(sys.argv[1:] if argv is None else argv)
-    versions = {p: metadata.version(p) for p in ("trackers", "ultralytics")}
-    out = {"sequence": "PETS09-S2L1", "detector": "yolo11n_int8_openvino_model imgsz 640 conf 0.05 persons",
+    versions = {p: metadata.version(p) for fam, p in (("trackers ByteTrack", "trackers"),
+                                                       ("ultralytics BYTETracker", "ultralytics"))
+                if fam in cands or args.model is None}
+    if args.model:
+        detector = f"{args.model} on the project's {args.backend} backend, conf 0.05, persons"
+        title = f"{args.model}, project {args.backend} backend"
+    else:
+        detector = "yolo11n_int8_openvino_model imgsz 640 conf 0.05 persons"
+        title = DEFAULT_TITLE
+    out = {"sequence": "PETS09-S2L1", "detector": detector, "detector_title": title, "model": args.model,
+           "backend": args.backend if args.model else "ultralytics", "cache": cache.name,
            "command": command.strip(), "trials": args.trials, "seed": args.seed, "bars": BARS,
            "objective": "HOTA + MOTA + IDF1", "versions": versions, "table": table,
-           "verdict": verdict(table, tuned), "best": best, "search": search,
+           "verdict": verdict(table, tuned) if len(tuned) > 1 else None, "best": best,
+           "bars_pick": picks, "bars_pick_criterion": "max over trials clearing all bars of min(HOTA - 0.60, "
+           "MOTA - 0.82, IDF1 - 0.80); ties by HOTA + MOTA + IDF1", "search": search,
            "spaces": {fam: c.space for fam, c in cands.items()}, "filter_grid": FILTER_GRID,
-           "search_seconds": round(search_seconds, 1), "sweeps": sweeps}
+           "search_seconds": round(search_seconds, 1),
+           "mot_dir": str(mot_dir.relative_to(CACHE_DIR.parent)) + "/", "sweeps": sweeps}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tracker_choice.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
-    (RESULTS / "tracker_choice.md").write_text(markdown(out), encoding="utf-8")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text(markdown(out), encoding="utf-8")
+    log.info("wrote %s.json and .md", RESULTS / stem)
 
 
 if __name__ == "__main__":

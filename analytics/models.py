@@ -272,6 +272,6 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> ResolvedModel:
         return _from_path(path.resolve())
     raise ModelError(
         f"model {text!r} is neither a registered name ({', '.join(sorted(registry))}) nor an existing path "
-        f"(looked for {path.resolve()}); frame-aspect INT8 models such as yolo11n_int8_480x640_openvino are "
+        f"(looked for {path.resolve()}); frame-aspect INT8 models such as yolo11n_int8_448x576_openvino are "
         f"built on this machine by `python models/build_aspect_model.py` (scripts/install.sh runs it)"
     )

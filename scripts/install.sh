@@ -34,8 +34,8 @@ echo "creating .venv and installing (a few minutes the first time) ..."
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[all]'
-# The frame-aspect INT8 detector (480x640, no letterbox padding on 4:3 cameras) is built here, offline, from
-# the shared checkpoint: it is derived from AGPL weights and rebuilt rather than committed.
+# The frame-aspect INT8 detector (448x576 for 4:3 cameras, used by configs/pets09.yaml) is built here,
+# offline, from the shared checkpoint (about a minute): derived from AGPL weights, rebuilt rather than committed.
 .venv/bin/python models/build_aspect_model.py
 echo "$want" > "$stamp"
 echo "installed: $(.venv/bin/python -c 'import analytics; print("analytics", analytics.__version__)')"

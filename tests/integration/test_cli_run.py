@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,30 +19,20 @@ from analytics.detectors import create_detector
 from analytics.pipeline import Runner
 from analytics.sources import open_source
 from analytics.types import Health
+from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 ANALYTICS = [sys.executable, "-m", "analytics.cli"]
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_bad_cameras_fail_clearly_while_the_good_one_goes_on(tmp_path: Path, footage: Path) -> None:
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(50_000))
-    url = f"http://127.0.0.1:{closed_port()}/cam.ts"
+    url = f"http://127.0.0.1:{free_port()}/cam.ts"
     data = {
         "detector": {"batch": 2},
         "output": {"dir": str(tmp_path / "out")},
@@ -57,8 +47,6 @@ def test_bad_cameras_fail_clearly_while_the_good_one_goes_on(tmp_path: Path, foo
     detector = create_detector(cfg.detector, classes=(0, 1, 2, 3, 5, 7), confidence=0.25)
     runner = Runner(cfg, detector, open_source=open_source)
     result = {}
-    import threading
-
     thread = threading.Thread(target=lambda: result.setdefault("report", runner.run()), daemon=True)
     thread.start()
     cams = lambda: {c.camera_id: c for c in runner.snapshot()}  # noqa: E731
@@ -123,8 +111,8 @@ def test_detect_prints_the_bus_and_persons(shared: Path) -> None:
 
 def test_eval_mot_scores_ground_truth_against_itself(footage: Path) -> None:
     gt = footage / "mot" / "PETS09-S2L1" / "gt" / "gt.txt"
-    proc = subprocess.run([*ANALYTICS, "eval-mot", str(gt), "--gt", str(gt), "--keep-zero-flag", "--json"], capture_output=True,
-                          text=True, timeout=300, check=True)
+    proc = subprocess.run([*ANALYTICS, "eval-mot", str(gt), "--gt", str(gt), "--keep-zero-flag", "--json"],
+                          capture_output=True, text=True, timeout=300, check=True)
     metrics = json.loads(proc.stdout)
     assert metrics["HOTA"] > 0.99 and metrics["MOTA"] > 0.99 and metrics["IDF1"] > 0.99
 

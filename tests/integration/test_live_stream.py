@@ -21,6 +21,7 @@ from analytics.config import CameraConfig
 from analytics.sources import Source, open_source
 from analytics.sources import live as live_module
 from analytics.types import Frame, Health
+from support import Consumer, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.live]
 
@@ -41,10 +42,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class StreamServer:
@@ -72,39 +69,11 @@ class StreamServer:
 
 @pytest.fixture
 def server(clip: Path) -> Iterator[StreamServer]:
-    srv = StreamServer(clip, _free_port())
+    srv = StreamServer(clip, free_port())
     yield srv
     srv.kill()
 
 
-class Consumer:
-    """Iterates a source in a thread, keeping the frames and any exception."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.frames: list[Frame] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for frame in self.source:
-                self.frames.append(frame)
-        except BaseException as err:  # noqa: BLE001 - the test asserts that nothing was raised
-            self.error = err
-
-    def stop(self) -> None:
-        self.source.close()
-        self.thread.join(timeout=10)
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -125,23 +94,23 @@ def test_stream_drop_goes_offline_and_recovers(server: StreamServer, consumers: 
     consumers.append(consumer)
     source = consumer.source
 
-    _wait_for(lambda: len(consumer.frames) >= 5, 20, "the first frames")
+    wait_for(lambda: len(consumer.frames) >= 5, 20, "the first frames")
     assert source.status().health in (Health.ONLINE, Health.DEGRADED)
     first = consumer.frames[0]
     assert first.camera_id == "live1" and first.size == (320, 240)
     assert abs(first.timestamp - time.time()) < 60  # wall time, not media time
 
     server.kill()
-    _wait_for(lambda: source.status().health is Health.OFFLINE, 10, "OFFLINE after the server died")
-    _wait_for(lambda: source.status().reconnects >= 1, 10, "a reconnect attempt")
+    wait_for(lambda: source.status().health is Health.OFFLINE, 10, "OFFLINE after the server died")
+    wait_for(lambda: source.status().reconnects >= 1, 10, "a reconnect attempt")
     status = source.status()
     assert server.url in (status.error or "")
     n_offline = len(consumer.frames)
     assert consumer.thread.is_alive() and consumer.error is None
 
     server.start()
-    _wait_for(lambda: len(consumer.frames) >= n_offline + 5, 20, "frames after the server came back")
-    _wait_for(lambda: source.status().health is Health.ONLINE, 15, "ONLINE again")
+    wait_for(lambda: len(consumer.frames) >= n_offline + 5, 20, "frames after the server came back")
+    wait_for(lambda: source.status().health is Health.ONLINE, 15, "ONLINE again")
     assert consumer.error is None
     seqs = [f.seq for f in consumer.frames]
     assert seqs == sorted(set(seqs))  # newest-first never goes back, across the reconnect
@@ -150,7 +119,7 @@ def test_stream_drop_goes_offline_and_recovers(server: StreamServer, consumers: 
 
 
 def test_unreachable_url_is_offline_while_a_file_camera_runs(consumers: list[Consumer], tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/nothing.ts"  # nobody listens there
+    url = f"http://127.0.0.1:{free_port()}/nothing.ts"  # nobody listens there
     dead = Consumer(open_source(CameraConfig(id="dead", source=url, reconnect_initial=0.2, reconnect_max=0.5)))
     consumers.append(dead)
     video = paths.footage_dir() / "traffic" / "vdh_video1.avi"
@@ -159,8 +128,8 @@ def test_unreachable_url_is_offline_while_a_file_camera_runs(consumers: list[Con
     alive = Consumer(open_source(CameraConfig(id="alive", source=str(video), benchmark=True)))
     consumers.append(alive)
 
-    _wait_for(lambda: dead.source.status().health is Health.OFFLINE, 10, "OFFLINE for the unreachable URL")
-    _wait_for(lambda: not alive.thread.is_alive(), 60, "the file camera to finish")
+    wait_for(lambda: dead.source.status().health is Health.OFFLINE, 10, "OFFLINE for the unreachable URL")
+    wait_for(lambda: not alive.thread.is_alive(), 60, "the file camera to finish")
     assert alive.error is None and len(alive.frames) == 500
     status = dead.source.status()
     assert status.health is Health.OFFLINE and url in (status.error or "")
@@ -172,5 +141,5 @@ def test_opencv_backend_reads_the_stream(server: StreamServer, consumers: list[C
     cam = CameraConfig(id="cv", source=server.url, fps=None, reconnect_initial=0.2, reconnect_max=1.0)
     consumer = Consumer(open_source(cam, live_backend="opencv"))
     consumers.append(consumer)
-    _wait_for(lambda: len(consumer.frames) >= 5, 25, "frames through OpenCV")
+    wait_for(lambda: len(consumer.frames) >= 5, 25, "frames through OpenCV")
     assert consumer.frames[0].size == (320, 240) and consumer.error is None

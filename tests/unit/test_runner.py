@@ -147,3 +147,19 @@ def test_batches_across_cameras(tmp_path: Path, batch: int) -> None:
     report = Runner(cfg, det, open_source=lambda cam: FakeSource(cam.id, 9)).run()
     assert report.frames == 27
     assert det.calls <= 27 and (batch == 1) == (det.calls == 27)
+
+
+def test_annotated_video_is_written(tmp_path: Path) -> None:
+    import cv2
+
+    data = {"cameras": [{"id": "v", "source": "v.mp4", "tracker": {"min_hits": 1}}],
+            "output": {"dir": str(tmp_path / "o"), "parquet": False, "mot": False, "video": True}}
+    cfg = parse_config(data, path=tmp_path / "t.yaml", base=tmp_path)
+    Runner(cfg, FakeDetector(), open_source=lambda cam: FakeSource(cam.id, 10)).run()
+    cap = cv2.VideoCapture(str(tmp_path / "o" / "v.mp4"))
+    frames = []
+    while (ok_frame := cap.read())[0]:
+        frames.append(ok_frame[1])
+    cap.release()
+    assert len(frames) == 10
+    assert frames[5].max() > 100  # the box annotator drew on the black frames

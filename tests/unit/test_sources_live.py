@@ -14,6 +14,7 @@ from analytics.config import CameraConfig, PrivacyMask
 from analytics.sources import live as live_module
 from analytics.sources.live import LiveSource
 from analytics.types import Frame, Health
+from support import Consumer, wait_for
 
 URL = "rtsp://camera.example/stream1"
 
@@ -50,26 +51,8 @@ class FakeStream:
         pass
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
-class Consumer:
-    def __init__(self, source: LiveSource) -> None:
-        self.source = source
-        self.frames: list[Frame] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.frames.extend(self.source)
-        except BaseException as err:  # noqa: BLE001 - the tests assert nothing is raised
-            self.error = err
 
 
 @pytest.fixture
@@ -93,7 +76,7 @@ def test_latest_frame_policy_counts_drops_and_masks(make: Callable[..., LiveSour
     source = make(FakeCamera(), fps=5.0, privacy_masks=(left,))
     assert source.status().health in (Health.STARTING, Health.ONLINE)
     consumer = Consumer(source)
-    _wait_for(lambda: len(consumer.frames) >= 4)
+    wait_for(lambda: len(consumer.frames) >= 4)
     frames = list(consumer.frames)
     assert [f.seq for f in frames] == sorted({f.seq for f in frames})
     assert all(abs(f.timestamp - time.time()) < 30 for f in frames)
@@ -109,21 +92,21 @@ def test_outage_goes_offline_and_recovers(make: Callable[..., LiveSource], caplo
     camera = FakeCamera()
     source = make(camera, fps=None)
     consumer = Consumer(source)
-    _wait_for(lambda: len(consumer.frames) >= 3)
+    wait_for(lambda: len(consumer.frames) >= 3)
 
     with caplog.at_level(logging.WARNING, logger="analytics.sources.live"):
         camera.up.clear()
-        _wait_for(lambda: source.status().health is Health.OFFLINE)
-        _wait_for(lambda: camera.opens >= 4)  # several failed retries...
+        wait_for(lambda: source.status().health is Health.OFFLINE)
+        wait_for(lambda: camera.opens >= 4)  # several failed retries...
     assert caplog.text.count("stream lost") == 1  # ...but one warning per outage
     status = source.status()
     assert status.reconnects >= 3 and URL in (status.error or "") and "refused" in (status.error or "")
     n = len(consumer.frames)
 
     camera.up.set()
-    _wait_for(lambda: len(consumer.frames) >= n + 3)
+    wait_for(lambda: len(consumer.frames) >= n + 3)
     assert source.status().health in (Health.DEGRADED, Health.ONLINE)
-    _wait_for(lambda: source.status().health is Health.ONLINE)
+    wait_for(lambda: source.status().health is Health.ONLINE)
     assert consumer.error is None and consumer.thread.is_alive()
 
 
@@ -132,7 +115,7 @@ def test_unreachable_from_the_start_is_offline_and_close_ends_iteration(make: Ca
     camera.up.clear()
     source = make(camera)
     consumer = Consumer(source)
-    _wait_for(lambda: source.status().health is Health.OFFLINE)
+    wait_for(lambda: source.status().health is Health.OFFLINE)
     assert URL in (source.status().error or "")
     source.close()
     consumer.thread.join(timeout=5)
@@ -146,11 +129,11 @@ def test_unexpected_decoder_error_does_not_kill_the_reader(make: Callable[..., L
     camera.up.clear()
     with caplog.at_level(logging.ERROR, logger="analytics.sources.live"):
         source = make(camera)
-        _wait_for(lambda: camera.opens >= 3)
+        wait_for(lambda: camera.opens >= 3)
     assert caplog.text.count("unexpected error") == 1
     camera.up.set()
     consumer = Consumer(source)
-    _wait_for(lambda: len(consumer.frames) >= 2)
+    wait_for(lambda: len(consumer.frames) >= 2)
 
 
 def test_unknown_backend_is_named() -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the engine needs into ./.venv (idempotent: skipped when nothing changed).
-#   - Debian's ffmpeg (a real stream server for the live-stream tests), when run as root and missing;
+#   - Debian's ffmpeg and GStreamer RTSP server (real stream servers for the live-stream tests), as root;
 #   - torch 2.14.1 + torchvision 0.29.1 first (the only pair that imports together here, see
 #     ../shared/models/README.md), then the package with every extra: pip install -e '.[all]'.
 set -euo pipefail
@@ -13,12 +13,17 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
   exit 2
 }
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# Real stream servers for the live-stream tests: ffmpeg (HTTP) and GStreamer's RTSP server (driven from
+# Debian's own /usr/bin/python3).
+DEB_PACKAGES="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good"
+if ! command -v ffmpeg >/dev/null 2>&1 || ! /usr/bin/python3 tests/rtsp_server.py --check >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ffmpeg (Debian package) ..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    echo "installing stream servers (Debian packages) ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      $DEB_PACKAGES >/dev/null
   else
-    echo "warning: ffmpeg is missing; live-stream tests will be skipped (apt-get install ffmpeg)" >&2
+    echo "warning: missing stream servers, live-stream tests will be skipped (apt-get install $DEB_PACKAGES)" >&2
   fi
 fi
 

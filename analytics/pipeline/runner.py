@@ -183,6 +183,16 @@ class Runner:
             log.exception("camera %s failed", cam.cfg.id)
         finally:
             cam.slot.close()
+            self._close_source(cam)
+
+    @staticmethod
+    def _close_source(cam: _Camera) -> None:
+        """Release a camera's decoder (idempotent; sources may be closed from any thread)."""
+        if cam.source is not None:
+            try:
+                cam.source.close()
+            except Exception:  # noqa: BLE001 - closing must reach every camera
+                log.exception("camera %s: close failed", cam.cfg.id)
 
     # -- analysis ----------------------------------------------------------------------------------
     def _gather(self) -> list[Frame] | None:
@@ -240,11 +250,7 @@ class Runner:
         """Ask every thread to stop (safe from a signal handler or another thread)."""
         self._stop.set()
         for cam in self.cameras.values():
-            if cam.source is not None:
-                try:
-                    cam.source.close()
-                except Exception:  # noqa: BLE001 - closing must reach every camera
-                    log.exception("camera %s: close failed", cam.cfg.id)
+            self._close_source(cam)
         with self._ready:
             self._ready.notify_all()
 

@@ -90,35 +90,11 @@ def consumers() -> Iterator[list[Consumer]]:
 
 def test_stream_drop_goes_offline_and_recovers(server: StreamServer, consumers: list[Consumer],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real HTTP (MPEG-TS) camera dies and comes back on the same port."""
     monkeypatch.setattr(live_module, "RECENT_RECONNECT_S", 2.0)
-    server.start()
-    cam = CameraConfig(id="live1", source=server.url, fps=5.0, reconnect_initial=0.2, reconnect_max=1.0,
-                       stall_timeout=3.0)
-    consumer = Consumer(open_source(cam))
-    consumers.append(consumer)
-    source = consumer.source
-
-    wait_for(lambda: len(consumer.frames) >= 5, 20, "the first frames")
-    assert source.status().health in (Health.ONLINE, Health.DEGRADED)
-    first = consumer.frames[0]
-    assert first.camera_id == "live1" and first.size == (320, 240)
-    assert abs(first.timestamp - time.time()) < 60  # wall time, not media time
-
-    server.kill()
-    wait_for(lambda: source.status().health is Health.OFFLINE, 10, "OFFLINE after the server died")
-    wait_for(lambda: source.status().reconnects >= 1, 10, "a reconnect attempt")
-    status = source.status()
-    assert server.url in (status.error or "")
-    n_offline = len(consumer.frames)
-    assert consumer.thread.is_alive() and consumer.error is None
-
-    server.start()
-    wait_for(lambda: len(consumer.frames) >= n_offline + 5, 20, "frames after the server came back")
-    wait_for(lambda: source.status().health is Health.ONLINE, 15, "ONLINE again")
-    assert consumer.error is None
-    seqs = [f.seq for f in consumer.frames]
-    assert seqs == sorted(set(seqs))  # newest-first never goes back, across the reconnect
-    status = source.status()
+    consumer = assert_recovers_after_restart(server, consumers, camera_id="live1", stall_timeout=3.0)
+    consumer.stop()  # counters are final once the source is closed
+    status = consumer.source.status()
     assert status.frames == len(consumer.frames) and status.dropped > 0  # the stream runs faster than 5 fps
 
 
@@ -191,34 +167,9 @@ def test_rtsp_drop_goes_offline_and_recovers(rtsp_server: RtspServer, consumers:
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A real RTSP camera (GStreamer, RTP over the RTSP TCP connection) dies and comes back on the same port."""
     monkeypatch.setattr(live_module, "RECENT_RECONNECT_S", 2.0)
-    rtsp_server.start()
-    cam = CameraConfig(id="rtsp1", source=rtsp_server.url, fps=5.0, reconnect_initial=0.2, reconnect_max=1.0,
-                       stall_timeout=2.0)
-    consumer = Consumer(open_source(cam))
-    consumers.append(consumer)
-    source = consumer.source
-
-    wait_for(lambda: len(consumer.frames) >= 5, 20, "the first RTSP frames")
-    assert source.status().health in (Health.ONLINE, Health.DEGRADED)
-    first = consumer.frames[0]
-    assert first.camera_id == "rtsp1" and first.size == (320, 240)
-    assert abs(first.timestamp - time.time()) < 60  # wall time, not RTP time
-
-    rtsp_server.kill()
-    wait_for(lambda: source.status().health is Health.OFFLINE, 10, "OFFLINE after the RTSP server died")
-    wait_for(lambda: source.status().reconnects >= 1, 10, "a reconnect attempt")
-    status = source.status()
-    assert rtsp_server.url in (status.error or "")
-    n_offline = len(consumer.frames)
-    assert consumer.thread.is_alive() and consumer.error is None
-
-    rtsp_server.start()
-    wait_for(lambda: len(consumer.frames) >= n_offline + 5, 20, "RTSP frames after the server came back")
-    wait_for(lambda: source.status().health is Health.ONLINE, 15, "ONLINE again")
-    assert consumer.error is None and consumer.thread.is_alive()
-    seqs = [f.seq for f in consumer.frames]
-    assert seqs == sorted(set(seqs))  # newest-first never goes back, across the reconnect
-    status = source.status()
+    consumer = assert_recovers_after_restart(rtsp_server, consumers, camera_id="rtsp1", stall_timeout=2.0)
+    consumer.stop()  # counters are final once the source is closed
+    status = consumer.source.status()
     assert status.reconnects >= 1 and status.frames == len(consumer.frames)
 
 
@@ -281,3 +232,37 @@ def test_pipeline_recovers_when_the_stream_server_comes_back(server: StreamServe
     persons = log.filter(pl.col("class_name") == "person")
     assert persons.height > 0
     assert persons["timestamp"].min() < outage_start < persons["timestamp"].max()
+
+
+def assert_recovers_after_restart(server: StreamServer | RtspServer, consumers: list[Consumer], *,
+                                  camera_id: str, stall_timeout: float) -> Consumer:
+    """Frames flow; the server dies (OFFLINE, a reconnect counted, the URL named, the consumer unharmed);
+    a new server process on the same port brings frames back and the camera ONLINE, in order.
+    Returns the consumer, still running."""
+    server.start()
+    cam = CameraConfig(id=camera_id, source=server.url, fps=5.0, reconnect_initial=0.2, reconnect_max=1.0,
+                       stall_timeout=stall_timeout)
+    consumer = Consumer(open_source(cam))
+    consumers.append(consumer)
+    source = consumer.source
+
+    wait_for(lambda: len(consumer.frames) >= 5, 20, f"the first frames of {server.url}")
+    assert source.status().health in (Health.ONLINE, Health.DEGRADED)
+    first = consumer.frames[0]
+    assert first.camera_id == camera_id and first.size == (320, 240)
+    assert abs(first.timestamp - time.time()) < 60  # wall time, not media time
+
+    server.kill()
+    wait_for(lambda: source.status().health is Health.OFFLINE, 10, "OFFLINE after the server died")
+    wait_for(lambda: source.status().reconnects >= 1, 10, "a reconnect attempt")
+    assert server.url in (source.status().error or "")
+    n_offline = len(consumer.frames)
+    assert consumer.thread.is_alive() and consumer.error is None
+
+    server.start()
+    wait_for(lambda: len(consumer.frames) >= n_offline + 5, 20, "frames after the server came back")
+    wait_for(lambda: source.status().health is Health.ONLINE, 15, "ONLINE again")
+    assert consumer.error is None and consumer.thread.is_alive()
+    seqs = [f.seq for f in consumer.frames]
+    assert seqs == sorted(set(seqs))  # newest-first never goes back, across the reconnect
+    return consumer

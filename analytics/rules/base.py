@@ -1,0 +1,116 @@
+"""The rule contract: typed events and the pure ``step`` every rule implements.
+
+A rule is pure: ``step(tracks, state, now, *, context) -> (state, events)``. It reads no clock, does no
+I/O and does not mutate its inputs, so a recorded track log replays to exactly the same events. Event ids
+are deterministic (``"{camera}:{rule}:{counter}"``), with the counter carried in the rule's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from analytics.geometry import SceneGeometry
+from analytics.types import Tracks
+
+EventStatus = Literal["open", "updated", "closed"]
+_STATUSES = ("open", "updated", "closed")
+
+
+def event_id(camera_id: str, rule_id: str, counter: int) -> str:
+    """Deterministic event id: ``"{camera_id}:{rule_id}:{counter}"`` (counter from the rule's state)."""
+    return f"{camera_id}:{rule_id}:{counter}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event (or one update of a lasting event) emitted by a rule.
+
+    Attributes:
+        id: deterministic id, stable across the open / updated / closed records of one event.
+        kind: what happened (``"line_crossing"``, ``"gathering"``...).
+        rule_id: id of the rule config that produced it.
+        camera_id: the camera's id.
+        status: ``"open"``, ``"updated"`` or ``"closed"``; an instantaneous event is emitted ``"closed"``.
+        start: seconds, the time base of the frames (media time for files, Unix time for live).
+        end: seconds, >= start; the latest time seen while the event is open.
+        member_ids: track ids involved, ascending.
+        classes: class names of the members, aligned with ``member_ids``.
+        score: confidence / severity in [0, 1].
+        evidence: JSON-serialisable facts (group size, duration, direction, counts...).
+        best_frame_seq: ``Frame.seq`` of the frame that best shows the event, or None.
+        zone_id: the zone concerned, if any.
+        line_id: the line concerned, if any.
+    """
+
+    id: str
+    kind: str
+    rule_id: str
+    camera_id: str
+    status: EventStatus
+    start: float
+    end: float
+    member_ids: tuple[int, ...] = ()
+    classes: tuple[str, ...] = ()
+    score: float = 1.0
+    evidence: dict[str, Any] = field(default_factory=dict)
+    best_frame_seq: int | None = None
+    zone_id: str | None = None
+    line_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in _STATUSES:
+            raise ValueError(f"event status must be one of {_STATUSES}, got {self.status!r}")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"event score must be in [0, 1], got {self.score}")
+        if self.end < self.start:
+            raise ValueError(f"event end {self.end} is before its start {self.start}")
+        if len(self.classes) not in (0, len(self.member_ids)):
+            raise ValueError(f"{len(self.classes)} classes for {len(self.member_ids)} members")
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule may know about the frame besides its tracks.
+
+    Attributes:
+        camera_id: the camera's id.
+        frame_size: (width, height) of the decoded frame, pixels.
+        seq: ``Frame.seq`` of the current frame.
+        geometry: the camera's zones, lines and calibration.
+    """
+
+    camera_id: str
+    frame_size: tuple[int, int]
+    seq: int
+    geometry: SceneGeometry
+
+
+S = TypeVar("S")
+
+
+class Rule(Protocol[S]):
+    """A pure rule over per-frame tracks. ``S`` is the rule's own immutable state type."""
+
+    @property
+    def id(self) -> str:
+        """The rule config's id (part of every event id)."""
+        ...
+
+    def initial_state(self) -> S:
+        """The state before the first frame."""
+        ...
+
+    def step(self, tracks: Tracks, state: S, now: float, *, context: RuleContext) -> tuple[S, list[Event]]:
+        """Advance by one frame.
+
+        Args:
+            tracks: this frame's tracks (not mutated).
+            state: the state returned by the previous call, or :meth:`initial_state` (not mutated).
+            now: the frame's timestamp, seconds; never the wall clock.
+            context: camera id, frame size, frame seq and scene geometry.
+
+        Returns:
+            The new state and the events of this frame, in a deterministic order.
+        """
+        ...

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics import paths
-from analytics.types import CLASS_IDS, class_ids_from_names
+from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
 
 
 class ConfigError(ValueError):
@@ -43,10 +43,7 @@ class DetectionFilter(_Strict):
     @field_validator("classes")
     @classmethod
     def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one class is needed")
-        class_ids_from_names(value)
-        return value
+        return check_class_names(value)
 
     @property
     def class_ids(self) -> tuple[int, ...]:

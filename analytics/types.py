@@ -37,6 +37,14 @@ def class_ids_from_names(names: list[str] | tuple[str, ...]) -> tuple[int, ...]:
     return tuple(CLASS_IDS[n] for n in names)
 
 
+def check_class_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Config validator: a non-empty tuple of known class names, returned unchanged."""
+    if not names:
+        raise ValueError("at least one class is needed")
+    class_ids_from_names(names)
+    return names
+
+
 class TrackState(enum.IntEnum):
     """Life-cycle state of a track."""
 

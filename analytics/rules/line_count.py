@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.geometry import position_along, signed_distance
 from analytics.rules.base import Event, RuleContext, event_id
-from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
 
 _DIRECTION_NAMES = {1: "positive", -1: "negative"}
 
@@ -47,10 +47,7 @@ class LineCountConfig(BaseModel):
     @field_validator("classes")
     @classmethod
     def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one class is needed")
-        class_ids_from_names(value)
-        return value
+        return check_class_names(value)
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from analytics.tracklog import mot_lines
 from analytics.tracking.matching import iou_matrix
 from analytics.types import Tracks
 
@@ -73,13 +74,11 @@ def tracks_to_mot(frame: np.ndarray | int, tracks: Tracks) -> pl.DataFrame:
 
 
 def write_mot(rows: pl.DataFrame, path: str | Path) -> None:
-    """Write MOT rows (columns :data:`MOT_COLUMNS`), sorted by frame then id, boxes to 2 decimals."""
+    """Write MOT rows (columns :data:`MOT_COLUMNS`), sorted by frame then id (format: ``tracklog.mot_lines``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = rows.sort(["frame", "id"])
-    lines = [f"{r[0]},{r[1]},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.4g},-1,-1,-1"
-             for r in rows.select(MOT_COLUMNS[:7]).iter_rows()]
-    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    rows = rows.sort(["frame", "id"]).select(MOT_COLUMNS[:7])
+    path.write_text("".join(mot_lines(*(rows[c].to_numpy() for c in rows.columns))), encoding="utf-8")
 
 
 def evaluate_mot(result_path: str | Path, gt_path: str | Path, *, drop_zero_flag: bool = True,

@@ -119,6 +119,14 @@ class ParquetTrackWriter:
             self._writer = None
 
 
+def mot_lines(frame: np.ndarray, track_id: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray,
+              h: np.ndarray, score: np.ndarray) -> list[str]:
+    """MOTChallenge text rows ``frame,id,x,y,w,h,score,-1,-1,-1\\n`` from equal-length columns
+    (1-based frame numbers; box left/top/width/height in pixels)."""
+    return [f"{f},{i},{a:.2f},{b:.2f},{c:.2f},{d:.2f},{s:.4f},-1,-1,-1\n"
+            for f, i, a, b, c, d, s in zip(frame, track_id, x, y, w, h, score, strict=True)]
+
+
 class MotTextWriter:
     """Writes MOTChallenge rows (``frame,id,x,y,w,h,score,-1,-1,-1``, 1-based frames) for one camera.
 
@@ -141,9 +149,7 @@ class MotTextWriter:
         rows = self._backfill.push(msg.frame.seq, msg.tracks)
         xywh = rows.tracks.xyxy.copy()
         xywh[:, 2:] -= xywh[:, :2]
-        lines = [f"{seq + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f},-1,-1,-1\n"
-                 for seq, tid, (x, y, w, h), score in zip(rows.seq, rows.tracks.track_id, xywh,
-                                                          rows.tracks.confidence, strict=True)]
+        lines = mot_lines(rows.seq + 1, rows.tracks.track_id, *xywh.T, rows.tracks.confidence)
         self._file.writelines(lines)
         self.rows_written += len(lines)
 

@@ -173,8 +173,6 @@ class Runner:
             for frame in cam.source:
                 if not cam.slot.put(frame, self._stop):
                     break
-            if not self._stop.is_set():
-                cam.refresh()
         except SourceError as err:
             cam.report.health, cam.report.error = Health.FAILED, str(err)
             log.error("camera %s failed: %s", cam.cfg.id, err)

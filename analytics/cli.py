@@ -1,4 +1,4 @@
-"""The ``analytics`` command line: run, track, detect, eval-mot, models.
+"""The ``analytics`` command line: run, track, replay, baseline, detect, eval-mot, models.
 
 Exit codes: 0 success, 1 the run finished but a camera failed, 2 bad input (config, model, file).
 """
@@ -129,6 +129,54 @@ def cmd_track(args: argparse.Namespace) -> int:
     return code
 
 
+def _camera_for(cfg_path: Path, camera_id: str | None, log_cameras: list[str]):
+    """The camera of a config whose rules a replay applies: --camera, else the log's camera id."""
+    from analytics.config import load_config
+
+    cfg = load_config(cfg_path)
+    cams = {c.id: c for c in cfg.cameras}
+    wanted = camera_id or (log_cameras[0] if len(log_cameras) == 1 else None)
+    if wanted is None:
+        raise UsageError(f"the track log holds cameras {log_cameras}; choose one with --camera")
+    if wanted not in cams:
+        raise UsageError(f"camera {wanted!r} is not in {cfg_path} (cameras: {sorted(cams)}); "
+                         "pick the camera whose rules to apply with --camera")
+    return cams[wanted]
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import time
+
+    import polars as pl
+
+    from analytics.eventlog import EventLogWriter
+    from analytics.replay import ReplayError, replay
+
+    if not args.tracklog.is_file():
+        raise UsageError(f"track log {args.tracklog} does not exist")
+    try:
+        log_cameras = pl.scan_parquet(args.tracklog).select(pl.col("camera_id").unique()).collect()["camera_id"]
+    except Exception as err:  # noqa: BLE001 - polars raises several types for a file that is not Parquet
+        raise UsageError(f"cannot read track log {args.tracklog}: {err}") from None
+    camera = _camera_for(args.config, args.camera, sorted(log_cameras.to_list()))
+    only = camera.id if camera.id in log_cameras.to_list() else None
+    size = tuple(args.frame_size) if args.frame_size else None
+    t0 = time.perf_counter()
+    try:
+        events = replay(args.tracklog, camera, frames=args.frames, frame_size=size, camera_id=only)
+    except ReplayError as err:
+        raise UsageError(str(err)) from None
+    seconds = time.perf_counter() - t0
+    out = args.out or args.tracklog.with_name(f"{camera.id}.replay.events.jsonl")
+    writer = EventLogWriter(out)
+    writer.write(events)
+    writer.close()
+    closed = sum(e.status == "closed" for e in events)
+    log.info("replayed %s with the rules of camera %s in %.2f s: %d event records (%d events closed) -> %s",
+             args.tracklog, camera.id, seconds, len(events), closed, out)
+    return 0
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
 
@@ -212,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--report", type=Path, help="run summary JSON (default: beside --out)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_track)
+
+    rp = sub.add_parser("replay", help="re-run a camera's rules on a stored track log (no detection)")
+    rp.add_argument("tracklog", type=Path, help="<camera>.tracks.parquet from a run")
+    rp.add_argument("--config", type=Path, required=True, help="run config with the camera's scene and rules")
+    rp.add_argument("--camera", help="camera of --config whose rules to apply (default: the log's camera)")
+    rp.add_argument("--out", type=Path, help="events JSON lines to write (default: beside the track log)")
+    rp.add_argument("--frames", type=Path, help="frame index (default: <camera>.frames.parquet beside the log)")
+    rp.add_argument("--frame-size", type=int, nargs=2, metavar=("W", "H"),
+                    help="frame size in pixels, for a log without a frame index")
+    rp.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("detect", help="print the detections in one image")
     d.add_argument("image", type=Path)

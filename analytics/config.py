@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics import paths
+from analytics.geometry import SceneGeometry
+from analytics.rules.catalog import RuleConfig
 from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
 
 
@@ -105,6 +107,10 @@ class CameraConfig(_Strict):
     detection: DetectionFilter = Field(default_factory=DetectionFilter)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     privacy_masks: tuple[PrivacyMask, ...] = Field((), description="private zones blanked at the source")
+    scene: SceneGeometry = Field(default_factory=SceneGeometry, description="zones, tripwire lines and an "
+                                 "optional ground calibration, in normalised image coordinates")
+    rules: tuple[RuleConfig, ...] = Field((), description="rules run on this camera's tracks, each selected by "
+                                          "its kind (gathering, loitering, line_count...)")
     reconnect_initial: float = Field(0.5, gt=0.0, description="live only: first reconnect delay, seconds")
     reconnect_max: float = Field(10.0, gt=0.0, description="live only: reconnect backoff cap, seconds")
     stall_timeout: float = Field(5.0, gt=0.0, description="live only: seconds without a frame before the "
@@ -121,6 +127,12 @@ class CameraConfig(_Strict):
             raise ValueError("benchmark and realtime are exclusive")
         if self.reconnect_max < self.reconnect_initial:
             raise ValueError("reconnect_max must be >= reconnect_initial")
+        ids = [r.id for r in self.rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"rule ids must be unique within a camera, repeated: {dupes}")
+        for rule in self.rules:
+            rule.check_geometry(self.scene)
         return self
 
 
@@ -166,7 +178,11 @@ class RunConfig(_Strict):
 
 def _format_errors(path: Path, err: ValidationError) -> str:
     lines = [f"invalid config {path}:"]
-    for e in err.errors():
+    errors = err.errors()
+    nested = {e["loc"][:1] for e in errors if len(e["loc"]) > 1}
+    for e in errors:
+        if e["type"] == "too_short" and tuple(e["loc"]) in nested:
+            continue  # "at least 1 camera" only repeats that a camera below failed
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         got = e.get("input")
         got_s = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""

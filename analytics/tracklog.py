@@ -42,10 +42,22 @@ TRACK_SCHEMA: dict[str, tuple[str, str]] = {
 }
 
 
-def _polars_schema() -> dict:
+#: Frame index written beside each Parquet track log (``<camera>.frames.parquet``): one row per *analysed*
+#: frame, empty ones included, so a replay steps the rules on exactly the frames the live run saw.
+FRAME_SCHEMA: dict[str, tuple[str, str]] = {
+    "camera_id": ("String", "camera id from the config"),
+    "seq": ("Int64", "0-based frame index in the source"),
+    "timestamp": ("Float64", "seconds, as in the track log"),
+    "width": ("Int32", "decoded frame width, pixels"),
+    "height": ("Int32", "decoded frame height, pixels"),
+    "tracks": ("Int32", "rows of this frame in the track log"),
+}
+
+
+def _polars_schema(schema: dict[str, tuple[str, str]]) -> dict:
     import polars as pl
 
-    return {name: getattr(pl, dtype) for name, (dtype, _) in TRACK_SCHEMA.items()}
+    return {name: getattr(pl, dtype) for name, (dtype, _) in schema.items()}
 
 
 def tracks_to_columns(camera_id: str, seq: int, timestamp: float, tracks: Tracks) -> dict[str, np.ndarray]:
@@ -74,23 +86,21 @@ def tracks_to_columns(camera_id: str, seq: int, timestamp: float, tracks: Tracks
     }
 
 
-class ParquetTrackWriter:
-    """Appends frames of tracks to one Parquet file, a row group every ``flush_rows`` rows."""
+class _ParquetAppender:
+    """Buffers column chunks of one schema and appends them to a Parquet file, a row group per flush."""
 
-    def __init__(self, path: str | Path, *, flush_rows: int = 4096) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path, schema: dict[str, tuple[str, str]], flush_rows: int) -> None:
+        self.path = path
+        self.schema = schema
         self.flush_rows = flush_rows
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows = 0
         self._writer = None  # pyarrow.parquet.ParquetWriter, opened on the first flush
         self.rows_written = 0
 
-    def write(self, msg: TrackedFrame) -> None:
-        if len(msg.tracks) == 0:
-            return
-        f = msg.frame
-        self._pending.append(tracks_to_columns(f.camera_id, f.seq, f.timestamp, msg.tracks))
-        self._pending_rows += len(msg.tracks)
+    def append(self, columns: dict[str, np.ndarray], rows: int) -> None:
+        self._pending.append(columns)
+        self._pending_rows += rows
         if self._pending_rows >= self.flush_rows:
             self.flush()
 
@@ -101,8 +111,8 @@ class ParquetTrackWriter:
         if not self._pending and self._writer is not None:
             return
         cols = {k: np.concatenate([p[k] for p in self._pending]) if self._pending else np.zeros(0)
-                for k in TRACK_SCHEMA}
-        table = pl.DataFrame(cols, schema=_polars_schema()).to_arrow()
+                for k in self.schema}
+        table = pl.DataFrame(cols, schema=_polars_schema(self.schema)).to_arrow()
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.path, table.schema)
@@ -117,6 +127,46 @@ class ParquetTrackWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def frames_path_for(track_log: str | Path) -> Path:
+    """The frame index beside a track log: ``cam.tracks.parquet`` -> ``cam.frames.parquet``."""
+    path = Path(track_log)
+    stem = path.name[: -len(".tracks.parquet")] if path.name.endswith(".tracks.parquet") else path.stem
+    return path.with_name(f"{stem}.frames.parquet")
+
+
+class ParquetTrackWriter:
+    """Appends frames of tracks to one Parquet file, a row group every ``flush_rows`` rows, and every
+    analysed frame (empty ones included) to the frame index beside it (:func:`frames_path_for`)."""
+
+    def __init__(self, path: str | Path, *, flush_rows: int = 4096) -> None:
+        self.path = Path(path)
+        self.frames_path = frames_path_for(self.path)
+        self._tracks = _ParquetAppender(self.path, TRACK_SCHEMA, flush_rows)
+        self._frames = _ParquetAppender(self.frames_path, FRAME_SCHEMA, flush_rows)
+
+    @property
+    def rows_written(self) -> int:
+        return self._tracks.rows_written
+
+    def write(self, msg: TrackedFrame) -> None:
+        f = msg.frame
+        width, height = f.size
+        self._frames.append({"camera_id": np.array([f.camera_id], dtype=object),
+                             "seq": np.array([f.seq], np.int64), "timestamp": np.array([f.timestamp], np.float64),
+                             "width": np.array([width], np.int32), "height": np.array([height], np.int32),
+                             "tracks": np.array([len(msg.tracks)], np.int32)}, 1)
+        if len(msg.tracks):
+            self._tracks.append(tracks_to_columns(f.camera_id, f.seq, f.timestamp, msg.tracks), len(msg.tracks))
+
+    def flush(self) -> None:
+        self._tracks.flush()
+        self._frames.flush()
+
+    def close(self) -> None:
+        self._tracks.close()
+        self._frames.close()
 
 
 def mot_lines(frame: np.ndarray, track_id: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray,

@@ -22,8 +22,10 @@ from pathlib import Path
 
 from analytics.config import CameraConfig, RunConfig
 from analytics.detectors.base import Detector
+from analytics.eventlog import EventLogWriter
 from analytics.pipeline.sinks import TrackLogSink
-from analytics.pipeline.stages import DetectStage, TrackStage
+from analytics.pipeline.stages import DetectStage, RulesStage, TrackStage
+from analytics.rules.base import Event
 from analytics.sources.base import Source, SourceError
 from analytics.types import Frame, Health, TrackedFrame
 
@@ -90,6 +92,7 @@ class CameraReport:
     fps: float = 0.0  # analysed frames per second, recent
     tracks: int = 0  # confirmed tracks in the last analysed frame
     error: str | None = None
+    events: int = 0  # event records emitted (open, updated, closed)
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -108,13 +111,18 @@ class RunReport:
 class _Camera:
     """Runner-side state of one camera: config, capture thread, slot, tracker, sinks, counters."""
 
-    def __init__(self, cfg: CameraConfig, sink: TrackLogSink, ready: threading.Condition) -> None:
+    def __init__(self, cfg: CameraConfig, sink: TrackLogSink, ready: threading.Condition, out_dir: Path) -> None:
         self.cfg = cfg
         self.slot = FrameSlot(ready, latest=cfg.is_live)
         self.track = TrackStage(cfg)
+        self.rules = RulesStage(cfg) if cfg.rules else None
         self.sink = sink
         self.source: Source | None = None
         self.report = CameraReport(cfg.id, outputs=dict(sink.paths))
+        self.events: EventLogWriter | None = None
+        if self.rules is not None:
+            self.events = EventLogWriter(out_dir / f"{cfg.id}.events.jsonl")
+            self.report.outputs["events"] = self.events.path
         self._times: collections.deque[float] = collections.deque(maxlen=30)
         self.thread: threading.Thread | None = None
 
@@ -159,10 +167,11 @@ class Runner:
         self.detect = DetectStage(detector, {c.id: c.detection for c in config.cameras})
         self.cameras = {
             c.id: _Camera(c, TrackLogSink(c, config.output, out_dir=self.out_dir,
-                                          mot_path=(mot_paths or {}).get(c.id)), self._ready)
+                                          mot_path=(mot_paths or {}).get(c.id)), self._ready, self.out_dir)
             for c in config.cameras
         }
         self.subscribers: list[Callable[[TrackedFrame], None]] = []
+        self.event_subscribers: list[Callable[[list[Event]], None]] = []
         self._detect_s = 0.0
         self._track_s = 0.0
 
@@ -220,9 +229,31 @@ class Runner:
             cam.sink.write(tracked)
             for callback in self.subscribers:
                 callback(tracked)
+            if cam.rules is not None:
+                self._publish(cam, cam.rules.process(tracked))
             cam.count_frame(time.monotonic(), int((tracked.tracks.state == 1).sum()))
         self._detect_s += t1 - t0
         self._track_s += time.perf_counter() - t1
+
+    def _publish(self, cam: _Camera, events: list[Event]) -> None:
+        """Write a camera's events to its event log and hand them to the subscribers (the alert stage)."""
+        if not events:
+            return
+        cam.report.events += len(events)
+        if cam.events is not None:
+            cam.events.write(events)
+        for callback in self.event_subscribers:
+            callback(events)
+
+    def _finish(self, cam: _Camera) -> None:
+        """End of a camera's stream: close its open events, flush and close its logs."""
+        try:
+            if cam.rules is not None:
+                self._publish(cam, cam.rules.close())
+        finally:
+            cam.sink.close()
+            if cam.events is not None:
+                cam.events.close()
 
     def run(self) -> RunReport:
         """Run until every camera is done or :meth:`stop` is called; always flushes and closes the sinks."""
@@ -239,7 +270,7 @@ class Runner:
             for cam in self.cameras.values():
                 if cam.thread is not None:
                     cam.thread.join(timeout=10)
-                cam.sink.close()
+                self._finish(cam)
                 cam.refresh()
         return RunReport([c.report for c in self.cameras.values()], time.perf_counter() - start,
                          self._detect_s, self._track_s)

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from analytics.config import CameraConfig, DetectionFilter
 from analytics.detectors.base import Detector
 from analytics.detectors.filtering import filter_detections
+from analytics.rules.base import Event
+from analytics.rules.engine import RuleEngine
 from analytics.tracking.bytetrack import ByteTracker
 from analytics.types import DetectedFrame, Frame, TrackedFrame
 
@@ -42,3 +44,21 @@ class TrackStage:
         if msg.frame.camera_id != self.camera_id:
             raise ValueError(f"tracker of camera {self.camera_id!r} got a frame of {msg.frame.camera_id!r}")
         return TrackedFrame(msg.frame, self.tracker.update(msg.detections, msg.frame.timestamp))
+
+
+class RulesStage:
+    """One camera's rules: tracks in, events out (open / updated / closed records)."""
+
+    def __init__(self, camera: CameraConfig) -> None:
+        self.camera_id = camera.id
+        self.engine = RuleEngine(camera.id, camera.scene, camera.rules)
+
+    def process(self, msg: TrackedFrame) -> list[Event]:
+        f = msg.frame
+        if f.camera_id != self.camera_id:
+            raise ValueError(f"rules of camera {self.camera_id!r} got a frame of {f.camera_id!r}")
+        return self.engine.step(msg.tracks, seq=f.seq, timestamp=f.timestamp, frame_size=f.size)
+
+    def close(self) -> list[Event]:
+        """End of stream: close the events still open."""
+        return self.engine.close()

@@ -8,7 +8,9 @@ are deterministic (``"{camera}:{rule}:{counter}"``), with the counter carried in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.geometry import SceneGeometry
 from analytics.types import Tracks
@@ -86,6 +88,38 @@ class RuleContext:
     geometry: SceneGeometry
 
 
+class RuleConfigBase(BaseModel):
+    """Fields and geometry checks common to every rule config; each rule adds its own ``kind`` literal.
+
+    Subclasses name the geometry they need in ``zone_fields`` / ``line_fields`` (fields holding a zone or
+    line id) and may override :meth:`check_geometry` for more (an allowed direction, a calibration). The
+    camera config calls :meth:`check_geometry` at load time, so a rule naming a missing zone fails there.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_fields: ClassVar[tuple[str, ...]] = ()
+    line_fields: ClassVar[tuple[str, ...]] = ()
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="rule id, unique within the camera; part "
+                    "of event ids")
+    severity: float = Field(0.5, ge=0.0, le=1.0, description="how serious this rule's events are for the "
+                            "alert ranking (0 informative, 1 critical); range 0.2-1")
+
+    def check_geometry(self, geometry: SceneGeometry) -> None:
+        """Raise ValueError naming the missing zone or line (or other unmet need) of this rule."""
+        for name in self.zone_fields:
+            zone_id = getattr(self, name)
+            if zone_id is not None and zone_id not in {z.id for z in geometry.zones}:
+                raise ValueError(f"rule {self.id!r}: {name} {zone_id!r} is not a zone of this camera "
+                                 f"(zones: {[z.id for z in geometry.zones]})")
+        for name in self.line_fields:
+            line_id = getattr(self, name)
+            if line_id is not None and line_id not in {ln.id for ln in geometry.lines}:
+                raise ValueError(f"rule {self.id!r}: {name} {line_id!r} is not a line of this camera "
+                                 f"(lines: {[ln.id for ln in geometry.lines]})")
+
+
 S = TypeVar("S")
 
 
@@ -113,4 +147,8 @@ class Rule(Protocol[S]):
         Returns:
             The new state and the events of this frame, in a deterministic order.
         """
+        ...
+
+    def close(self, state: S, now: float, *, context: RuleContext) -> list[Event]:
+        """End of stream: ``"closed"`` records for every event still open at ``now`` (none if nothing is)."""
         ...

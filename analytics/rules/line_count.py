@@ -18,23 +18,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from analytics.geometry import position_along, signed_distance
-from analytics.rules.base import Event, RuleContext, event_id
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
 
 _DIRECTION_NAMES = {1: "positive", -1: "negative"}
 
 
-class LineCountConfig(BaseModel):
+class LineCountConfig(RuleConfigBase):
     """Config of one line-count rule. Tuning ranges are given in each description."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    line_fields = ("line",)
 
     kind: Literal["line_count"] = Field(description="rule type selector")
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="rule id, unique within the camera; part "
-                    "of event ids")
     line: str = Field(description="id of the line in the camera's scene geometry")
     classes: tuple[str, ...] = Field(("person", "bicycle", "car", "motorcycle", "bus", "truck"),
                                      description=f"class names counted, any of {sorted(CLASS_IDS)}")
@@ -117,6 +115,10 @@ class LineCountRule:
 
     def initial_state(self) -> LineCountState:
         return LineCountState.empty()
+
+    def close(self, state: LineCountState, now: float, *, context: RuleContext) -> list[Event]:
+        """Crossings are instantaneous (emitted closed): nothing is left open at the end."""
+        return []
 
     def _crossings(self, anchor: np.ndarray, dist: np.ndarray, prev: _Previous, context: RuleContext) -> tuple:
         """Sides outside the band and which rows crossed the segment. Returns (side (N,) int8, crossed (N,))."""

@@ -40,13 +40,15 @@ def update_timers(timers: Timers, true_keys: Iterable[int], now: float, *, grace
             on the first frame it does not hold.
 
     Returns:
-        New timers: holding keys with their ``since`` (kept from before when the gap was within ``grace``)
-        and ``last_true = now``; non-holding keys still within ``grace`` unchanged; the rest dropped.
+        New timers: holding keys with their ``since`` (kept while the key is in the timers) and
+        ``last_true = now``; non-holding keys still within ``grace`` unchanged; the rest dropped. A key is
+        only dropped on a frame where it does *not* hold, so a gap between frames (a low analysis rate, a
+        stream reconnecting) never resets a condition that holds on both sides of it.
     """
     out: dict[int, tuple[float, float]] = {}
     for key in true_keys:
         prev = timers.get(key)
-        out[key] = (prev[0] if prev is not None and now - prev[1] <= grace else now, now)
+        out[key] = (prev[0] if prev is not None else now, now)  # kept below only while within grace
     for key, (since, last) in timers.items():
         if key not in out and now - last <= grace:
             out[key] = (since, last)

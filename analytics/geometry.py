@@ -347,6 +347,15 @@ class GroundCalibration(_Frozen):
         _ = self.homography  # computes and validates once; cached
         return self
 
+    def __eq__(self, other: object) -> bool:
+        # pydantic compares __dict__, which holds the cached numpy homography (ambiguous truth value)
+        if not isinstance(other, GroundCalibration):
+            return NotImplemented
+        return (self.image_points, self.ground_points) == (other.image_points, other.ground_points)
+
+    def __hash__(self) -> int:
+        return hash((self.image_points, self.ground_points))
+
     @cached_property
     def homography(self) -> np.ndarray:
         """(3, 3) float64 H mapping normalised image (x, y, 1) to ground metres (X, Y, 1), up to scale."""

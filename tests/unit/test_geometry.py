@@ -126,3 +126,11 @@ def test_zone_direction_is_normalised_and_models_are_frozen():
     assert geo.zone("lane") is zone
     with pytest.raises(KeyError, match="known lines"):
         geo.line("nope")
+
+
+def test_calibrations_compare_by_their_points_even_after_the_homography_is_cached() -> None:
+    points = {"image_points": [[0, 0], [1, 0], [1, 1], [0, 1]], "ground_points": [[0, 0], [4, 0], [4, 3], [0, 3]]}
+    a, b = GroundCalibration(**points), GroundCalibration(**points)
+    _ = a.homography, b.homography
+    assert a == b and hash(a) == hash(b)
+    assert a != GroundCalibration(**{**points, "ground_points": [[0, 0], [5, 0], [5, 3], [0, 3]]})

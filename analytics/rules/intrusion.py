@@ -1,0 +1,97 @@
+"""``intrusion``: an object of a forbidden class inside a zone (a person on the carriageway, a car in a
+pedestrian zone); one event per intruding track.
+
+What counts: present tracks (confirmed, or lost = predicted for a moment after their last detection;
+tentative tracks are ignored, see :mod:`analytics.rules.scene`) of the forbidden ``classes`` whose ground
+anchor (bottom centre of the box) lies inside ``zone``. No calibration is needed.
+
+Presence (key = track id): a track's presence begins at its first frame in the zone and survives gaps
+(leaving the zone, not being detected) of up to ``grace`` seconds
+(:func:`analytics.rules.lasting.update_timers`); a longer gap ends it.
+
+Events (:class:`analytics.rules.lasting.Lifecycle`, kind ``"intrusion"``):
+
+* **open** once the presence has lasted ``min_duration`` seconds (against detector flicker and boxes
+  grazing the zone's edge); the event starts at the presence's first frame;
+* **updated** every 5 s while the track stays, with fresh evidence;
+* **closed** once the track has not been in the zone for ``end_grace`` seconds, with ``end`` the last frame
+  it was there; that also ends the presence, so a return is a new intrusion once it again lasts
+  ``min_duration``. :meth:`IntrusionRule.close` closes the events still open at the end of a stream.
+
+Evidence: ``duration`` (seconds in the zone: ``end - start``), ``zone``, ``class``, ``mean_confidence`` (mean
+detection confidence of the track over its presence) and ``min_duration`` (the threshold used).
+
+Score: ``mean_confidence * (1 - 0.5 ** (duration / min_duration))``: half the track's mean confidence when
+the event opens, three quarters at twice ``min_duration``, towards the mean confidence; the event keeps its
+best score.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.rules.lasting import Lifecycle
+from analytics.rules.loitering import Stay, StayState, class_lut, saturating, step_stays, zone_rows
+from analytics.types import CLASS_IDS, Tracks, check_class_names
+
+
+class IntrusionConfig(RuleConfigBase):
+    """Config of one intrusion rule. Tuning ranges are given in each description."""
+
+    zone_fields = ("zone",)
+
+    kind: Literal["intrusion"] = Field(description="rule type selector")
+    zone: str = Field(description="id of the zone where the classes are forbidden, in the camera's scene geometry")
+    classes: tuple[str, ...] = Field(description="class names forbidden in the zone, any of "
+                                     f"{sorted(CLASS_IDS)}; e.g. [person, bicycle] on a carriageway, "
+                                     "[car, truck, bus, motorcycle] in a pedestrian zone")
+    min_duration: float = Field(1.0, gt=0.0, description="seconds a track must be in the zone before the event "
+                                "opens (against flicker and boxes grazing the edge); range 0.3-10")
+    grace: float = Field(1.0, ge=0.0, description="seconds a track may leave the zone or go undetected without "
+                         "restarting its presence; range 0-3")
+    end_grace: float = Field(2.0, ge=0.0, description="seconds without the track in the zone before an open "
+                             "event closes; range 1-10")
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_class_names(value)
+
+
+class IntrusionRule:
+    """Pure intrusion rule; see the module docstring for the semantics."""
+
+    def __init__(self, config: IntrusionConfig) -> None:
+        self.config = config
+        self._lut = class_lut(config.classes)
+        self._life = Lifecycle("intrusion", config.id, config.min_duration, config.end_grace)
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def initial_state(self) -> StayState:
+        return StayState()
+
+    def step(self, tracks: Tracks, state: StayState, now: float, *,
+             context: RuleContext) -> tuple[StayState, list[Event]]:
+        """Advance one frame; see :class:`analytics.rules.base.Rule`."""
+        cfg = self.config
+        rows = zone_rows(tracks, self._lut, cfg.zone, context)
+        if len(rows) == 0 and not state.timers and not state.life.episodes:
+            return state, []
+
+        def describe(stay: Stay) -> tuple[float, dict[str, Any]]:
+            evidence = {"zone": cfg.zone, "class": stay.class_name, "mean_confidence": round(stay.mean, 3),
+                        "min_duration": cfg.min_duration}
+            return stay.mean * saturating(stay.dwell / cfg.min_duration), evidence
+
+        return step_stays(self._life, state, tracks.track_id[rows], tracks.class_id[rows], tracks.confidence[rows],
+                          now, grace=cfg.grace, zone_id=cfg.zone, context=context, describe=describe)
+
+    def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
+        """End of stream: close open events at the last time each track was in the zone."""
+        return self._life.close_all(state.life, now, context=context)

@@ -177,6 +177,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline_learn(args: argparse.Namespace) -> int:
+    """Learn the abnormal-flow baselines of one camera from track logs and write them where its rules read them."""
+    import polars as pl
+
+    from analytics.baseline import learn_from_track_logs
+
+    missing = [str(p) for p in args.tracklogs if not p.is_file()]
+    if missing:
+        raise UsageError(f"track log(s) not found: {missing}")
+    try:
+        ids = pl.concat([pl.scan_parquet(p).select("camera_id") for p in args.tracklogs]).unique().collect()
+    except Exception as err:  # noqa: BLE001 - polars raises several types for a file that is not Parquet
+        raise UsageError(f"cannot read the track logs: {err}") from None
+    camera = _camera_for(args.config, args.camera, sorted(ids["camera_id"].to_list()))
+    flows = [r for r in camera.rules if r.kind == "abnormal_flow" and (args.rule is None or r.id == args.rule)]
+    if not flows:
+        raise UsageError(f"camera {camera.id!r} of {args.config} has no abnormal_flow rule"
+                         + (f" with id {args.rule!r}" if args.rule else ""))
+    if args.out and len(flows) > 1:
+        raise UsageError("--out names one file: choose the rule with --rule")
+    size = tuple(args.frame_size) if args.frame_size else None
+    only = camera.id if camera.id in ids["camera_id"].to_list() else None
+    try:
+        learned = learn_from_track_logs(args.tracklogs, camera, args.rule, frame_size=size, camera_id=only)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for rule in flows:
+        out = args.out or (Path(rule.baseline) if rule.baseline else None)
+        if out is None:
+            raise UsageError(f"rule {rule.id!r} names no baseline file; set its 'baseline' or give --out")
+        learned[rule.id].save(out)
+        log.info("baseline of %s/%s from %d track log(s) -> %s", camera.id, rule.id, len(args.tracklogs), out)
+    return 0
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import cv2
 
@@ -270,6 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--frame-size", type=int, nargs=2, metavar=("W", "H"),
                     help="frame size in pixels, for a log without a frame index")
     rp.set_defaults(func=cmd_replay)
+
+    bl = sub.add_parser("baseline", help="abnormal-flow baselines")
+    bl_sub = bl.add_subparsers(dest="baseline_command", required=True)
+    learn = bl_sub.add_parser("learn", help="learn a camera's flow baselines from track logs")
+    learn.add_argument("tracklogs", type=Path, nargs="+", help="<camera>.tracks.parquet files of past runs")
+    learn.add_argument("--config", type=Path, required=True, help="run config with the camera's abnormal_flow rules")
+    learn.add_argument("--camera", help="camera of --config (default: the logs' camera)")
+    learn.add_argument("--rule", help="only this abnormal_flow rule (default: all of the camera's)")
+    learn.add_argument("--out", type=Path, help="baseline file (default: the rule's 'baseline' path)")
+    learn.add_argument("--frame-size", type=int, nargs=2, metavar=("W", "H"),
+                       help="frame size in pixels, for logs without a frame index")
+    learn.set_defaults(func=cmd_baseline_learn)
 
     d = sub.add_parser("detect", help="print the detections in one image")
     d.add_argument("image", type=Path)

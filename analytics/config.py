@@ -202,7 +202,15 @@ def parse_config(data: object, *, path: Path, base: Path | None = None) -> RunCo
             source = paths.expand(cam.source, base=base)
         except ValueError as err:
             raise ConfigError(f"invalid config {path}:\n  cameras.{i}.source: {err}") from None
-        cams.append(cam.model_copy(update={"source": source}))
+        rules = []
+        for j, rule in enumerate(cam.rules):
+            if getattr(rule, "baseline", None) is not None:  # learned files, relative to the config like sources
+                try:
+                    rule = rule.model_copy(update={"baseline": paths.expand(rule.baseline, base=base)})
+                except ValueError as err:
+                    raise ConfigError(f"invalid config {path}:\n  cameras.{i}.rules.{j}.baseline: {err}") from None
+            rules.append(rule)
+        cams.append(cam.model_copy(update={"source": source, "rules": tuple(rules)}))
     return cfg.model_copy(update={"cameras": tuple(cams)})
 
 

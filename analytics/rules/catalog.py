@@ -6,19 +6,29 @@ a misspelt threshold fails at load time. :func:`build_rule` turns a validated co
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import Field
 
+from analytics.rules.abnormal_flow import AbnormalFlowConfig, AbnormalFlowRule
 from analytics.rules.base import Rule
+from analytics.rules.gathering import GatheringConfig, GatheringRule
+from analytics.rules.intrusion import IntrusionConfig, IntrusionRule
 from analytics.rules.line_count import LineCountConfig, LineCountRule
+from analytics.rules.loitering import LoiteringConfig, LoiteringRule
+from analytics.rules.occupancy import OccupancyConfig, OccupancyRule
 
 #: kind -> (config class, rule class).
 RULES: dict[str, tuple[type, type]] = {
+    "gathering": (GatheringConfig, GatheringRule),
+    "loitering": (LoiteringConfig, LoiteringRule),
+    "occupancy": (OccupancyConfig, OccupancyRule),
+    "intrusion": (IntrusionConfig, IntrusionRule),
     "line_count": (LineCountConfig, LineCountRule),
+    "abnormal_flow": (AbnormalFlowConfig, AbnormalFlowRule),
 }
 
-RuleConfig = Annotated[LineCountConfig, Field(discriminator="kind")]
+RuleConfig = Annotated[Union[tuple(config for config, _ in RULES.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
 def build_rule(config: Any) -> Rule:

@@ -272,7 +272,7 @@ class Zone(_Frozen):
     polygon: tuple[Point, ...] = Field(description="3 or more (x, y) vertices normalised to [0, 1], top-left "
                                        "origin; a simple polygon (edges must not cross)")
     allowed_direction: Point | None = Field(None, description="lane zones: allowed direction of travel "
-                                            "(dx, dy) in the image, x right, y down; stored as a unit vector; "
+                                            "(dx, dy) on screen, in pixels, x right, y down; stored as a unit vector; "
                                             "null: any direction")
 
     @field_validator("polygon")

@@ -12,11 +12,14 @@ from pydantic import Field
 
 from analytics.rules.abnormal_flow import AbnormalFlowConfig, AbnormalFlowRule
 from analytics.rules.base import Rule
+from analytics.rules.congestion import CongestionConfig, CongestionRule
 from analytics.rules.gathering import GatheringConfig, GatheringRule
 from analytics.rules.intrusion import IntrusionConfig, IntrusionRule
 from analytics.rules.line_count import LineCountConfig, LineCountRule
 from analytics.rules.loitering import LoiteringConfig, LoiteringRule
 from analytics.rules.occupancy import OccupancyConfig, OccupancyRule
+from analytics.rules.speeding import SpeedingConfig, SpeedingRule
+from analytics.rules.wrong_way import WrongWayConfig, WrongWayRule
 
 #: kind -> (config class, rule class).
 RULES: dict[str, tuple[type, type]] = {
@@ -26,6 +29,9 @@ RULES: dict[str, tuple[type, type]] = {
     "intrusion": (IntrusionConfig, IntrusionRule),
     "line_count": (LineCountConfig, LineCountRule),
     "abnormal_flow": (AbnormalFlowConfig, AbnormalFlowRule),
+    "congestion": (CongestionConfig, CongestionRule),
+    "wrong_way": (WrongWayConfig, WrongWayRule),
+    "speeding": (SpeedingConfig, SpeedingRule),
 }
 
 RuleConfig = Annotated[Union[tuple(config for config, _ in RULES.values())], Field(discriminator="kind")]  # noqa: UP007

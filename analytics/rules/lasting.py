@@ -112,6 +112,9 @@ class Lifecycle:
         min_duration: seconds a candidate must hold before its event opens.
         end_grace: seconds without the candidate before its event closes.
         update_every: seconds between ``updated`` records when only the evidence changes.
+        update_on_members: also emit ``updated`` as soon as the members change (groups, where who is in it
+            matters); False for counts over a zone (occupancy, queues), whose members churn every frame in
+            a crowd: their records then come every ``update_every`` seconds only.
     """
 
     kind: str
@@ -119,6 +122,7 @@ class Lifecycle:
     min_duration: float
     end_grace: float
     update_every: float = 5.0
+    update_on_members: bool = True
 
     def _event(self, ep: Episode, status: str, end: float, context: RuleContext) -> Event:
         c = ep.candidate
@@ -161,7 +165,8 @@ class Lifecycle:
             better = cand.score > ep.best_score
             ep = replace(ep, candidate=cand, last_true=now, best_score=cand.score if better else ep.best_score,
                          best_seq=context.seq if better else ep.best_seq)
-            if cand.members != ep.emitted_members or now - ep.last_emit >= self.update_every:
+            changed = self.update_on_members and cand.members != ep.emitted_members
+            if changed or now - ep.last_emit >= self.update_every:
                 ep = replace(ep, last_emit=now, emitted_members=cand.members)
                 events.append(self._event(ep, "updated", now, context))
             episodes[key] = ep

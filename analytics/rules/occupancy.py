@@ -155,7 +155,8 @@ class OccupancyRule:
     def __init__(self, config: OccupancyConfig) -> None:
         self.config = config
         self._lut = class_lut(config.classes)
-        self._life = Lifecycle("occupancy", config.id, config.min_duration, config.end_grace)
+        self._life = Lifecycle("occupancy", config.id, config.min_duration, config.end_grace,
+                               update_on_members=False)
         self._threshold = config.max_density if config.per_m2 else float(config.max_count)
 
     @property

@@ -179,3 +179,10 @@ def test_replay_without_index_needs_a_frame_size(tmp_path: Path) -> None:
     pl.DataFrame({"a": [1]}).write_parquet(other)
     with pytest.raises(ReplayError, match="not a track log"):
         list(load_frames(other, frame_size=(W, H)))
+
+
+def test_lifecycle_for_counts_ignores_member_churn_between_refreshes() -> None:
+    life = Lifecycle("demo", "r", min_duration=0.0, end_grace=1.0, update_every=4.0, update_on_members=False)
+    frames = [[Candidate(0, 0.0, (i, i + 1))] for i in range(9)]  # members change every frame
+    events = _advance(life, frames)
+    assert [e.status for e in events] == ["open", "updated", "updated", "closed"]  # at 4 and 8 s only

@@ -157,11 +157,21 @@ def metres_per_pixel(box_height_px: np.ndarray, *, person_height_m: float = PERS
 
 
 def apply_homography(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
-    """Map (N, 2) points through a 3x3 homography; returns (N, 2) float64 (inf where w == 0)."""
+    """Map (N, 2) points through a 3x3 homography; returns (N, 2) float64 (inf where w == 0).
+
+    Written element by element rather than as a matrix product: a BLAS product may round differently
+    depending on how many points it is given, and the rules must give the same answer for one frame's
+    points as for a whole track log's (live and replay agree exactly).
+    """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    hom = np.concatenate([pts, np.ones((len(pts), 1))], axis=1) @ np.asarray(homography, dtype=np.float64).T
+    h = np.asarray(homography, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    out = np.empty((len(pts), 2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return hom[:, :2] / hom[:, 2:3]
+        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+        out[:, 0] = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+        out[:, 1] = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    return out
 
 
 def to_ground(

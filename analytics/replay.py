@@ -20,6 +20,7 @@ import polars as pl
 from analytics.config import CameraConfig
 from analytics.rules.base import Event
 from analytics.rules.engine import RuleEngine
+from analytics.rules.view import FrameView, LogView
 from analytics.tracklog import FRAME_SCHEMA, TRACK_SCHEMA, frames_path_for
 from analytics.types import Tracks
 
@@ -30,12 +31,14 @@ class ReplayError(ValueError):
 
 @dataclass(frozen=True)
 class ReplayFrame:
-    """One analysed frame rebuilt from a track log."""
+    """One analysed frame rebuilt from a track log (``rows``: its rows in ``log_tracks``, all of the log)."""
 
     seq: int
     timestamp: float
     frame_size: tuple[int, int]
     tracks: Tracks
+    log_tracks: Tracks | None = None
+    rows: slice | None = None
 
 
 def _check_columns(df: pl.DataFrame, schema: dict, path: Path, what: str) -> None:
@@ -92,10 +95,10 @@ def _frame_index(df: pl.DataFrame, track_log: Path, *, frames: str | Path | None
 def _iterate(df: pl.DataFrame, index: pl.DataFrame, track_log: Path) -> Iterator[ReplayFrame]:
     seq = df["seq"].to_numpy()
     ids = df["track_id"].to_numpy().astype(np.int64, copy=False)
-    xyxy = df.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32, copy=False)
+    xyxy = np.ascontiguousarray(df.select("x1", "y1", "x2", "y2").to_numpy(), dtype=np.float32)
     cls = df["class_id"].to_numpy().astype(np.int16, copy=False)
     conf = df["confidence"].to_numpy().astype(np.float32, copy=False)
-    vel = df.select("vx", "vy").to_numpy().astype(np.float32, copy=False)
+    vel = np.ascontiguousarray(df.select("vx", "vy").to_numpy(), dtype=np.float32)
     age = df["age"].to_numpy().astype(np.int32, copy=False)
     state = df["state"].to_numpy().astype(np.int8, copy=False)
     f_seq = index["seq"].to_numpy()
@@ -103,12 +106,13 @@ def _iterate(df: pl.DataFrame, index: pl.DataFrame, track_log: Path) -> Iterator
     if len(f_time) > 1 and np.any(np.diff(f_time) < 0):
         raise ReplayError(f"{track_log}: timestamps go backwards in seq order; cannot replay")
     sizes = index.select("width", "height").to_numpy()
-    starts = np.searchsorted(seq, f_seq, side="left")
-    ends = np.searchsorted(seq, f_seq, side="right")
-    for i in range(len(f_seq)):
-        a, b = int(starts[i]), int(ends[i])
-        yield ReplayFrame(int(f_seq[i]), float(f_time[i]), (int(sizes[i, 0]), int(sizes[i, 1])),
-                          Tracks(ids[a:b], xyxy[a:b], cls[a:b], conf[a:b], vel[a:b], age[a:b], state[a:b]))
+    starts = np.searchsorted(seq, f_seq, side="left").tolist()
+    ends = np.searchsorted(seq, f_seq, side="right").tolist()
+    everything = Tracks.trusted(ids, xyxy, cls, conf, vel, age, state)
+    for i, (s, t, (w, h)) in enumerate(zip(f_seq.tolist(), f_time.tolist(), sizes.tolist(), strict=True)):
+        a, b = starts[i], ends[i]
+        tracks = Tracks.trusted(ids[a:b], xyxy[a:b], cls[a:b], conf[a:b], vel[a:b], age[a:b], state[a:b])
+        yield ReplayFrame(s, t, (w, h), tracks, everything, slice(a, b))
 
 
 def replay(track_log: str | Path, camera: CameraConfig, *, frames: str | Path | None = None,
@@ -123,7 +127,14 @@ def replay(track_log: str | Path, camera: CameraConfig, *, frames: str | Path | 
     """
     engine = RuleEngine(camera.id, camera.scene, camera.rules)
     events: list[Event] = []
+    logs: dict[tuple[int, int], LogView] = {}  # measurements of all rows at once, per frame size
     for f in load_frames(track_log, frames=frames, frame_size=frame_size, camera_id=camera_id):
-        events.extend(engine.step(f.tracks, seq=f.seq, timestamp=f.timestamp, frame_size=f.frame_size))
+        view = None
+        if f.log_tracks is not None:
+            log = logs.get(f.frame_size)
+            if log is None:
+                log = logs[f.frame_size] = LogView(f.log_tracks, f.frame_size, camera.scene)
+            view = FrameView(f.tracks, f.frame_size, camera.scene, log=log, rows=f.rows)
+        events.extend(engine.step(f.tracks, seq=f.seq, timestamp=f.timestamp, frame_size=f.frame_size, view=view))
     events.extend(engine.close())
     return events

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -165,11 +166,23 @@ class Tracks:
     def __len__(self) -> int:
         return len(self.track_id)
 
+    @classmethod
+    def trusted(cls, track_id: np.ndarray, xyxy: np.ndarray, class_id: np.ndarray, confidence: np.ndarray,
+                velocity: np.ndarray, age: np.ndarray, state: np.ndarray) -> Tracks:
+        """Build without the dtype casts and length checks, for arrays already of the documented dtypes and
+        shapes (slices of a validated batch, columns of a track log read back). The rules engine builds
+        one ``Tracks`` per frame and selects from it several times per rule, so the checks would dominate."""
+        out = object.__new__(cls)
+        for name, value in (("track_id", track_id), ("xyxy", xyxy), ("class_id", class_id),
+                            ("confidence", confidence), ("velocity", velocity), ("age", age), ("state", state)):
+            object.__setattr__(out, name, value)
+        return out
+
     def __getitem__(self, index: Any) -> Tracks:
         """Select with a boolean mask, an index array or a slice."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Tracks(
+        return Tracks.trusted(
             self.track_id[index],
             self.xyxy[index],
             self.class_id[index],
@@ -179,10 +192,15 @@ class Tracks:
             self.state[index],
         )
 
-    @property
+    @cached_property
     def anchor(self) -> np.ndarray:
-        """(N, 2) float32 ground anchor: bottom centre of the box, pixels."""
-        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+        """(N, 2) float32 ground anchor: bottom centre of the box, pixels (computed once per instance)."""
+        xyxy = self.xyxy
+        out = np.empty((len(xyxy), 2), np.float32)
+        np.add(xyxy[:, 0], xyxy[:, 2], out=out[:, 0])
+        out[:, 0] *= 0.5
+        out[:, 1] = xyxy[:, 3]
+        return out
 
     @property
     def confirmed(self) -> Tracks:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.geometry import SceneGeometry
+from analytics.rules.view import FrameView
 from analytics.types import Tracks
 
 EventStatus = Literal["open", "updated", "closed"]
@@ -80,12 +81,23 @@ class RuleContext:
         frame_size: (width, height) of the decoded frame, pixels.
         seq: ``Frame.seq`` of the current frame.
         geometry: the camera's zones, lines and calibration.
+        view: the frame's shared, cached measurements (set by the engine; see :func:`frame_view`).
     """
 
     camera_id: str
     frame_size: tuple[int, int]
     seq: int
     geometry: SceneGeometry
+    view: FrameView | None = field(default=None, compare=False, repr=False)
+
+
+def frame_view(tracks: Tracks, context: RuleContext) -> FrameView:
+    """The cached measurements of ``tracks``: the engine's shared view when it is of these tracks, else a
+    fresh one (a rule stepped on its own, in a unit test)."""
+    view = context.view
+    if view is not None and view.tracks is tracks:
+        return view
+    return FrameView(tracks, context.frame_size, context.geometry)
 
 
 class RuleConfigBase(BaseModel):

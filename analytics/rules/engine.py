@@ -4,7 +4,8 @@ The engine owns the rule states (the rules themselves are pure) and builds each 
 :class:`~analytics.rules.base.RuleContext`. Determinism contract: given the same sequence of
 ``(tracks, seq, timestamp, frame_size)`` and the same config, it returns the same events; the live runner
 steps it on every analysed frame (empty ones included) and the track log records every analysed frame, so
-``analytics replay`` reproduces a live run exactly.
+``analytics replay`` reproduces a live run exactly. Each frame's measurements (zone membership, ground
+speeds...) are computed once and shared by the rules through :class:`~analytics.rules.view.FrameView`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.catalog import build_rule
+from analytics.rules.view import FrameView
 from analytics.types import Tracks
 
 
@@ -35,12 +37,19 @@ class RuleEngine:
         self.last_time: float | None = None
         self._last_context: RuleContext | None = None
 
-    def step(self, tracks: Tracks, *, seq: int, timestamp: float, frame_size: tuple[int, int]) -> list[Event]:
-        """Run every rule on one frame; events in rule order, then each rule's own order."""
+    def step(self, tracks: Tracks, *, seq: int, timestamp: float, frame_size: tuple[int, int],
+             view: FrameView | None = None) -> list[Event]:
+        """Run every rule on one frame; events in rule order, then each rule's own order.
+
+        ``view`` lets a replay pass measurements precomputed for the whole log (:class:`LogView`); by
+        default each frame gets its own :class:`FrameView`, shared by the rules.
+        """
         if self.last_time is not None and timestamp < self.last_time:
             raise ValueError(f"camera {self.camera_id}: frame time went backwards "
                              f"({timestamp} after {self.last_time}); rules need increasing timestamps")
-        context = RuleContext(self.camera_id, frame_size, seq, self.geometry)
+        if view is None or view.tracks is not tracks:
+            view = FrameView(tracks, frame_size, self.geometry)
+        context = RuleContext(self.camera_id, frame_size, seq, self.geometry, view)
         events: list[Event] = []
         for i, rule in enumerate(self.rules):
             self.states[i], new = rule.step(tracks, self.states[i], timestamp, context=context)

@@ -138,6 +138,8 @@ class Lifecycle:
     def advance(self, state: LifecycleState, candidates: Sequence[Candidate], now: float, *,
                 context: RuleContext) -> tuple[LifecycleState, list[Event]]:
         """One frame: open, update and close events. Events are ordered: closed, then opened/updated by key."""
+        if not candidates and not state.episodes:
+            return state, []
         holding = {c.key: c for c in candidates}
         episodes: dict[int, Episode] = {}
         closed: list[Event] = []

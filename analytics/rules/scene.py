@@ -20,53 +20,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.geometry import PERSON_HEIGHT_M, apply_homography
-from analytics.rules.base import RuleContext
-from analytics.types import CLASS_IDS, TrackState, Tracks
+from analytics.geometry import SceneGeometry
+from analytics.rules.base import RuleContext, frame_view
+from analytics.rules.view import CLASS_HEIGHT_M, FrameView, class_lut
+from analytics.types import Tracks
 
-#: Assumed real height of each class, metres (fallback scale without calibration).
-CLASS_HEIGHT_M: dict[str, float] = {
-    "person": PERSON_HEIGHT_M, "bicycle": PERSON_HEIGHT_M, "motorcycle": 1.5, "car": 1.5, "bus": 3.0, "truck": 3.0,
-}
-_HEIGHT_BY_ID = np.full(max(CLASS_IDS.values()) + 1, PERSON_HEIGHT_M)
-for _name, _h in CLASS_HEIGHT_M.items():
-    _HEIGHT_BY_ID[CLASS_IDS[_name]] = _h
+__all__ = ["CLASS_HEIGHT_M", "FrameView", "class_lut", "frame_view", "present", "of_classes", "in_zone",
+           "metres_per_px", "ground_positions", "pairwise_distance_m", "ground_velocity", "ground_speed"]
 
-#: Time step used to turn an image velocity into a ground velocity through the homography, seconds.
-_DT = 0.5
+_NO_SCENE = RuleContext("", (1, 1), 0, SceneGeometry())  # for measurements that need no scene
 
 
 def present(tracks: Tracks) -> np.ndarray:
     """(N,) bool: tracks the rules use (confirmed or briefly lost; not tentative)."""
-    return tracks.state != TrackState.TENTATIVE
+    return frame_view(tracks, _NO_SCENE).present()
 
 
 def of_classes(tracks: Tracks, class_ids: np.ndarray) -> np.ndarray:
     """(N,) bool: present tracks whose class is in ``class_ids``."""
-    return present(tracks) & np.isin(tracks.class_id, class_ids)
+    return frame_view(tracks, _NO_SCENE).of_classes(class_lut(np.asarray(class_ids).tolist()))
 
 
 def in_zone(tracks: Tracks, zone_id: str, context: RuleContext) -> np.ndarray:
     """(N,) bool: whose ground anchor lies inside the zone."""
-    if len(tracks) == 0:
-        return np.zeros(0, bool)
-    return context.geometry.zone(zone_id).contains(tracks.anchor, context.frame_size)
+    return frame_view(tracks, context).in_zone(zone_id)
 
 
 def metres_per_px(tracks: Tracks) -> np.ndarray:
     """(N,) float64 fallback scale near each object: assumed class height / box height (pixels >= 1)."""
-    heights = np.maximum(tracks.xyxy[:, 3].astype(np.float64) - tracks.xyxy[:, 1], 1.0)
-    cls = np.clip(tracks.class_id.astype(np.int64), 0, len(_HEIGHT_BY_ID) - 1)
-    return _HEIGHT_BY_ID[cls] / heights
+    return frame_view(tracks, _NO_SCENE).metres_per_px()
 
 
 def ground_positions(tracks: Tracks, context: RuleContext) -> np.ndarray | None:
     """(N, 2) float64 metres on the ground plane, or None without a calibration."""
-    cal = context.geometry.calibration
-    if cal is None:
-        return None
-    norm = tracks.anchor.astype(np.float64) / np.asarray(context.frame_size, dtype=np.float64)
-    return apply_homography(norm, cal.homography)
+    return frame_view(tracks, context).ground()
 
 
 def pairwise_distance_m(tracks: Tracks, context: RuleContext) -> np.ndarray:
@@ -75,13 +62,15 @@ def pairwise_distance_m(tracks: Tracks, context: RuleContext) -> np.ndarray:
     Without calibration the pixel distance of a pair is scaled by the mean of both objects' metres per
     pixel, so two people of similar size in the same part of the frame get a fair distance.
     """
-    ground = ground_positions(tracks, context)
+    view = frame_view(tracks, context)
+    ground = view.ground()
     if ground is not None:
-        return np.linalg.norm(ground[:, None, :] - ground[None, :, :], axis=-1)
+        d = ground[:, None, :] - ground[None, :, :]
+        return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
     anchor = tracks.anchor.astype(np.float64)
-    scale = metres_per_px(tracks)
-    px = np.linalg.norm(anchor[:, None, :] - anchor[None, :, :], axis=-1)
-    return px * (scale[:, None] + scale[None, :]) / 2
+    scale = view.metres_per_px()
+    d = anchor[:, None, :] - anchor[None, :, :]
+    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) * (scale[:, None] + scale[None, :]) / 2
 
 
 def ground_velocity(tracks: Tracks, context: RuleContext) -> np.ndarray:
@@ -91,17 +80,9 @@ def ground_velocity(tracks: Tracks, context: RuleContext) -> np.ndarray:
     ground, which follows the perspective; without one the image velocity is scaled by
     :func:`metres_per_px` (image axes, no perspective).
     """
-    vel = tracks.velocity.astype(np.float64)
-    cal = context.geometry.calibration
-    if cal is None:
-        return vel * metres_per_px(tracks)[:, None]
-    size = np.asarray(context.frame_size, dtype=np.float64)
-    anchor = tracks.anchor.astype(np.float64)
-    here = apply_homography(anchor / size, cal.homography)
-    there = apply_homography((anchor + vel * _DT) / size, cal.homography)
-    return (there - here) / _DT
+    return frame_view(tracks, context).ground_velocity()
 
 
 def ground_speed(tracks: Tracks, context: RuleContext) -> np.ndarray:
     """(N,) float64 speed on the ground, metres per second (see :func:`ground_velocity`)."""
-    return np.linalg.norm(ground_velocity(tracks, context), axis=1)
+    return frame_view(tracks, context).ground_speed()

@@ -1,0 +1,211 @@
+"""Per-frame measurements shared by every rule of a camera, each computed at most once.
+
+Several rules of one camera ask the same questions of a frame (which tracks are present, which are in the
+``path`` zone, how fast each moves on the ground). :class:`FrameView` answers them lazily and caches the
+answers, so each is computed once per frame whatever the number of rules. In a replay the engine goes
+further: :class:`LogView` answers each question for *every row of the track log at once* (one numpy call
+instead of one per frame) and each frame's view is a slice of those columns.
+
+Exactness: every measurement here is computed element by element (no reduction across rows, no matrix
+product), so the value for a row is the same whether it is computed with its frame alone (live) or with
+the whole log (replay). The live / replay equality tests hold the rules to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from analytics.geometry import PERSON_HEIGHT_M, SceneGeometry, apply_homography, points_in_polygon
+from analytics.types import CLASS_IDS, TrackState, Tracks
+
+#: Assumed real height of each class, metres (fallback scale without calibration).
+CLASS_HEIGHT_M: dict[str, float] = {
+    "person": PERSON_HEIGHT_M, "bicycle": PERSON_HEIGHT_M, "motorcycle": 1.5, "car": 1.5, "bus": 3.0, "truck": 3.0,
+}
+#: Class ids are looked up in tables of this size (COCO ids are below 91).
+LUT_SIZE = 256
+_HEIGHT_BY_ID = np.full(LUT_SIZE, PERSON_HEIGHT_M)
+for _name, _h in CLASS_HEIGHT_M.items():
+    _HEIGHT_BY_ID[CLASS_IDS[_name]] = _h
+
+#: Time step used to turn an image velocity into a ground velocity through the homography, seconds.
+_DT = 0.5
+
+Size = tuple[int, int]
+
+
+def class_lut(class_ids: tuple[int, ...] | list[int]) -> np.ndarray:
+    """(256,) bool table, True at the given COCO ids: ``lut[tracks.class_id]`` selects those classes (much
+    cheaper than ``np.isin`` per frame)."""
+    lut = np.zeros(LUT_SIZE, bool)
+    lut[list(class_ids)] = True
+    return lut
+
+
+# -- element-wise measurements (one value per track row) --------------------------------------------------
+
+
+def _present(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    return t.state != TrackState.TENTATIVE
+
+
+def _confirmed(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    return t.state == TrackState.CONFIRMED
+
+
+def _mpp(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    heights = np.maximum(t.xyxy[:, 3].astype(np.float64) - t.xyxy[:, 1], 1.0)
+    return _HEIGHT_BY_ID[t.class_id.astype(np.intp) & (LUT_SIZE - 1)] / heights
+
+
+def _ground(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray | None:
+    if g.calibration is None:
+        return None
+    norm = t.anchor.astype(np.float64) / np.asarray(size, dtype=np.float64)
+    return apply_homography(norm, g.calibration.homography)
+
+
+def _ground_velocity(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    vel = t.velocity.astype(np.float64)
+    if g.calibration is None:
+        return vel * _mpp(t, size, g)[:, None]
+    wh = np.asarray(size, dtype=np.float64)
+    anchor = t.anchor.astype(np.float64)
+    here = apply_homography(anchor / wh, g.calibration.homography)
+    there = apply_homography((anchor + vel * _DT) / wh, g.calibration.homography)
+    return (there - here) / _DT
+
+
+def _ground_speed(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    v = _ground_velocity(t, size, g)
+    return np.sqrt(v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1])
+
+
+def _zone_fn(zone_id: str) -> Callable:
+    def in_zone(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+        zone = g.zone(zone_id)
+        poly = zone.polygon_px(size)
+        anchor = t.anchor
+        lo, hi = poly.min(axis=0), poly.max(axis=0)
+        inside_box = (anchor[:, 0] >= lo[0]) & (anchor[:, 0] <= hi[0]) & (anchor[:, 1] >= lo[1]) & (anchor[:, 1] <= hi[1])
+        out = np.zeros(len(anchor), bool)
+        if inside_box.any():
+            out[inside_box] = points_in_polygon(anchor[inside_box], poly)
+        return out
+    return in_zone
+
+
+def _line_fn(line_id: str) -> Callable:
+    def distance(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+        line = g.line(line_id)
+        ax, ay = line.a[0] * size[0], line.a[1] * size[1]
+        bx, by = line.b[0] * size[0], line.b[1] * size[1]
+        length = float(np.hypot(bx - ax, by - ay))
+        anchor = t.anchor.astype(np.float64)
+        return ((bx - ax) * (anchor[:, 1] - ay) - (by - ay) * (anchor[:, 0] - ax)) / length
+    return distance
+
+
+_BASIC = {"present": _present, "confirmed": _confirmed, "mpp": _mpp, "ground": _ground,
+          "ground_velocity": _ground_velocity, "ground_speed": _ground_speed}
+
+
+class LogView:
+    """Every measurement of :class:`FrameView` for all rows of a track log at once (computed on demand).
+
+    Args:
+        tracks: all rows of the log, in replay order (frames are contiguous row ranges).
+        frame_size: (width, height) shared by the rows this view serves.
+        geometry: the camera's scene.
+    """
+
+    def __init__(self, tracks: Tracks, frame_size: Size, geometry: SceneGeometry) -> None:
+        self.tracks = tracks
+        self.frame_size = frame_size
+        self.geometry = geometry
+        self._columns: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def column(self, key: tuple[str, str], fn: Callable) -> np.ndarray | None:
+        if key not in self._columns:
+            self._columns[key] = fn(self.tracks, self.frame_size, self.geometry)
+        return self._columns[key]
+
+
+class FrameView:
+    """Cached measurements of one frame's tracks (see the module docstring).
+
+    Args:
+        tracks: the frame's tracks.
+        frame_size: (width, height) of the decoded frame, pixels.
+        geometry: the camera's scene.
+        log: in a replay, the whole log's view; ``rows`` are this frame's rows in it.
+    """
+
+    __slots__ = ("tracks", "frame_size", "geometry", "_log", "_rows", "_cache")
+
+    def __init__(self, tracks: Tracks, frame_size: Size, geometry: SceneGeometry, *, log: LogView | None = None,
+                 rows: slice | None = None) -> None:
+        self.tracks = tracks
+        self.frame_size = frame_size
+        self.geometry = geometry
+        self._log = log
+        self._rows = rows
+        self._cache: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def _get(self, key: tuple[str, str], fn: Callable) -> np.ndarray | None:
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        if self._log is not None:
+            col = self._log.column(key, fn)
+            value = None if col is None else col[self._rows]
+        else:
+            value = fn(self.tracks, self.frame_size, self.geometry)
+        cache[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    @property
+    def anchor(self) -> np.ndarray:
+        """(N, 2) float32 ground anchors, pixels."""
+        return self.tracks.anchor
+
+    def present(self) -> np.ndarray:
+        """(N,) bool: confirmed or briefly lost tracks (not tentative): the tracks rules use."""
+        return self._get(("present", ""), _present)
+
+    def confirmed(self) -> np.ndarray:
+        """(N,) bool: tracks matched to a detection in this frame."""
+        return self._get(("confirmed", ""), _confirmed)
+
+    def of_classes(self, lut: np.ndarray) -> np.ndarray:
+        """(N,) bool: present tracks whose class is set in ``lut`` (see :func:`class_lut`)."""
+        return self.present() & lut[self.tracks.class_id.astype(np.intp) & (LUT_SIZE - 1)]
+
+    def in_zone(self, zone_id: str) -> np.ndarray:
+        """(N,) bool: ground anchor inside the zone."""
+        return self._get(("zone", zone_id), _zone_fn(zone_id))
+
+    def line_distance(self, line_id: str) -> np.ndarray:
+        """(N,) float64 signed distance of each anchor to the line, pixels (positive side: see ``Line``)."""
+        return self._get(("line", line_id), _line_fn(line_id))
+
+    def metres_per_px(self) -> np.ndarray:
+        """(N,) float64 fallback scale near each object (assumed class height / box height)."""
+        return self._get(("mpp", ""), _mpp)
+
+    def ground(self) -> np.ndarray | None:
+        """(N, 2) float64 ground positions in metres, or None without a calibration."""
+        return self._get(("ground", ""), _ground)
+
+    def ground_velocity(self) -> np.ndarray:
+        """(N, 2) float64 ground velocity, m/s (calibrated, or the class-height fallback)."""
+        return self._get(("ground_velocity", ""), _ground_velocity)
+
+    def ground_speed(self) -> np.ndarray:
+        """(N,) float64 ground speed, m/s (calibrated, or the class-height fallback)."""
+        return self._get(("ground_speed", ""), _ground_speed)

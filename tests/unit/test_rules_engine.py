@@ -186,3 +186,29 @@ def test_lifecycle_for_counts_ignores_member_churn_between_refreshes() -> None:
     frames = [[Candidate(0, 0.0, (i, i + 1))] for i in range(9)]  # members change every frame
     events = _advance(life, frames)
     assert [e.status for e in events] == ["open", "updated", "updated", "closed"]  # at 4 and 8 s only
+
+
+# -- command line -----------------------------------------------------------------------------------------
+
+
+def _cli(*argv: str) -> int:
+    from analytics.cli import main
+
+    return main(list(argv))
+
+
+def test_cli_replay_writes_the_events_and_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    log = _write_log(tmp_path, [_car(1, y) for y in (100, 200, 300, 400)])
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"cameras": [CAM]}))
+    out = tmp_path / "events.jsonl"
+    assert _cli("replay", str(log), "--config", str(config), "--out", str(out)) == 0
+    assert [e.kind for e in read_events(out)] == ["line_crossing"]
+    assert _cli("replay", str(tmp_path / "nope.parquet"), "--config", str(config)) == 2
+    assert "track log" in capsys.readouterr().err
+    assert _cli("replay", str(log), "--config", str(config), "--camera", "other") == 2
+    assert "camera 'other' is not in" in capsys.readouterr().err
+    assert _cli("baseline", "learn", str(log), "--config", str(config)) == 2
+    assert "has no abnormal_flow rule" in capsys.readouterr().err

@@ -28,14 +28,14 @@ best score.
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
-from analytics.rules.lasting import Lifecycle
-from analytics.rules.loitering import Stay, StayState, class_lut, saturating, step_stays, zone_rows
-from analytics.types import CLASS_IDS, Tracks, check_class_names
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
+from analytics.rules.loitering import StayState, Stays
+from analytics.types import CLASS_IDS, Tracks, check_class_names, class_ids_from_names
 
 
 class IntrusionConfig(RuleConfigBase):
@@ -66,8 +66,22 @@ class IntrusionRule:
 
     def __init__(self, config: IntrusionConfig) -> None:
         self.config = config
-        self._lut = class_lut(config.classes)
-        self._life = Lifecycle("intrusion", config.id, config.min_duration, config.end_grace)
+        self._classes = frozenset(class_ids_from_names(config.classes))
+        cfg = config
+
+        min_duration = cfg.min_duration
+
+        def score(dwell: float, mean: float) -> float:  # mean * saturating(dwell / min_duration), inlined
+            ratio = dwell / min_duration
+            value = 1.0 - 0.5 ** (0.0 if 0.0 > ratio else ratio)
+            return mean * (1.0 if 1.0 < value else (0.0 if 0.0 > value else value))
+
+        def evidence(name: str, mean: float, context: RuleContext) -> dict[str, Any]:
+            return {"zone": cfg.zone, "class": name, "mean_confidence": round(mean, 3),
+                    "min_duration": cfg.min_duration}
+
+        self._stays = Stays("intrusion", config.id, min_duration=cfg.min_duration, grace=cfg.grace,
+                            end_grace=cfg.end_grace, zone_id=cfg.zone, score=score, evidence=evidence)
 
     @property
     def id(self) -> str:
@@ -79,19 +93,20 @@ class IntrusionRule:
     def step(self, tracks: Tracks, state: StayState, now: float, *,
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        cfg = self.config
-        rows = zone_rows(tracks, self._lut, cfg.zone, context)
-        if len(rows) == 0 and not state.timers and not state.life.episodes:
-            return state, []
-
-        def describe(stay: Stay) -> tuple[float, dict[str, Any]]:
-            evidence = {"zone": cfg.zone, "class": stay.class_name, "mean_confidence": round(stay.mean, 3),
-                        "min_duration": cfg.min_duration}
-            return stay.mean * saturating(stay.dwell / cfg.min_duration), evidence
-
-        return step_stays(self._life, state, tracks.track_id[rows], tracks.class_id[rows], tracks.confidence[rows],
-                          now, grace=cfg.grace, zone_id=cfg.zone, context=context, describe=describe)
+        view = frame_view(tracks, context)
+        # which rows count, in plain Python (a frame holds a handful of tracks): cheapest test first
+        keep = view.in_zone(self.config.zone).tolist()
+        if True in keep:
+            classes = self._classes
+            cids = tracks.class_id.tolist()
+            keep = [k and p and c in classes for k, p, c in zip(keep, view.present().tolist(), cids)]
+        if True not in keep:
+            if not state.timers and not state.episodes:
+                return state, []
+            return self._stays.step(state, [], [], [], now, context)
+        return self._stays.step(state, list(compress(tracks.track_id.tolist(), keep)), list(compress(cids, keep)),
+                                list(compress(tracks.confidence.tolist(), keep)), now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close open events at the last time each track was in the zone."""
-        return self._life.close_all(state.life, now, context=context)
+        return self._stays.close(state, now, context=context)

@@ -30,23 +30,24 @@ frame), ``class``, ``mean_speed_mps`` (mean ground speed over the stay's frames 
 Score: ``1 - 0.5 ** (dwell / min_duration)``: 0.5 when the event opens, 0.75 at twice ``min_duration``,
 0.875 at three times, towards 1; the event keeps its best (latest) score.
 
-The per-track stay machinery (:class:`StayState`, :func:`step_stays`) is shared with ``intrusion``, and the
-column-wise zone test (:func:`zone_rows`, :func:`class_lut`) with ``intrusion`` and ``occupancy``.
+The per-track stay machinery (:class:`StayState`, :class:`Stays`) is shared with ``intrusion``. The rules
+read their measurements (present tracks, zone membership, ground speed) from the frame's shared view
+(:func:`analytics.rules.base.frame_view`). :func:`zone_rows` and :func:`class_lut` are kept for other
+modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from itertools import compress
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from analytics.geometry import points_in_polygon
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
-from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.rules.scene import ground_speed, present
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.rules.scene import present
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 
@@ -79,102 +80,202 @@ class LoiteringConfig(RuleConfigBase):
 # Per-track stays (shared with intrusion)
 # --------------------------------------------------------------------------------------------------
 
+#: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
+UPDATE_EVERY = 5.0
 
-@dataclass(frozen=True)
-class StayState:
-    """Per-track stays of one rule and their open events (immutable: the mappings are never modified).
+# An open event, as a plain tuple (built once per frame per open event, so kept cheap):
+# (event id, start, last_true, last_emit, best_score, best_seq, class id at last_true).
+_ID, _START, _LAST, _EMIT, _BEST, _SEQ, _CID = range(7)
+
+
+class _StayFields(NamedTuple):
+    timers: Mapping[int, tuple[float, float]]
+    sums: Mapping[int, tuple[float, int]]
+    episodes: Mapping[int, tuple]
+    next_event: int
+
+
+class StayState(_StayFields):
+    """Per-track stays of one rule and their open events (immutable: a tuple, whose mappings are never
+    modified; a tuple rather than a frozen dataclass because one is built per frame, and cheaply).
 
     Attributes:
         timers: track id -> (since, last_true), seconds (see :func:`analytics.rules.lasting.update_timers`).
         sums: track id -> (sum of the per-frame measure, frames) over the stay, for its mean (speed,
             confidence); kept while the track's stay or event lasts.
-        life: the open events, by track id.
+        episodes: the open events by track id: (event id, start, last_true, last_emit, best_score, best_seq,
+            class id at last_true); ordered as :class:`analytics.rules.lasting.Lifecycle` orders its episodes
+            (the closing order of events).
+        next_event: counter of the next event id.
     """
 
-    timers: Mapping[int, tuple[float, float]] = field(default_factory=dict)
-    sums: Mapping[int, tuple[float, int]] = field(default_factory=dict)
-    life: LifecycleState = field(default_factory=LifecycleState)
+    __slots__ = ()
+
+    def __new__(cls, timers: Mapping[int, tuple[float, float]] | None = None,
+                sums: Mapping[int, tuple[float, int]] | None = None, episodes: Mapping[int, tuple] | None = None,
+                next_event: int = 0) -> StayState:
+        return tuple.__new__(cls, ({} if timers is None else timers, {} if sums is None else sums,
+                                   {} if episodes is None else episodes, next_event))
 
 
-@dataclass(frozen=True)
-class Stay:
-    """One track's stay at this frame, as handed to the rule's ``describe``.
+_new = tuple.__new__  # builds a state from its fields without the defaults' checks
 
-    Attributes:
-        track_id: the track.
-        class_name: its class at this frame.
-        dwell: seconds since the stay (or its open event) began.
-        mean: mean of the per-frame measure over the stay.
+
+#: ``score(dwell, mean) -> [0, 1]`` of a stay at a frame it holds.
+Score = Callable[[float, float], float]
+#: ``evidence(class_name, mean, context) -> dict`` of a stay (``duration`` is added when the event is built).
+Evidence = Callable[[str, float, RuleContext], dict[str, Any]]
+
+
+def _class_name(cid: int) -> str:
+    return CLASS_NAMES.get(cid, str(cid))
+
+
+class Stays:
+    """Per-track stays turned into events (one per track per stay), with the exact life cycle of
+    :class:`analytics.rules.lasting.Lifecycle` (kind, ``min_duration``, ``end_grace``, an update every 5 s)
+    specialised to single-track keys, so that a frame where nothing is due costs a few dict operations:
+    score and evidence are only computed when a record is emitted.
+
+    A stay begins at the track's first frame under the condition and survives gaps of up to ``grace``
+    seconds; an event opens once it has lasted ``min_duration``, is updated every 5 s, and closes once the
+    track has not held for ``end_grace`` seconds (which also ends the stay).
     """
 
-    track_id: int
-    class_name: str
-    dwell: float
-    mean: float
+    def __init__(self, kind: str, rule_id: str, *, min_duration: float, grace: float, end_grace: float,
+                 zone_id: str | None, score: Score, evidence: Evidence) -> None:
+        self.kind, self.rule_id = kind, rule_id
+        self.min_duration, self.grace, self.end_grace = min_duration, grace, end_grace
+        self.zone_id = zone_id
+        self.score, self.evidence = score, evidence
 
+    def _event(self, key: int, ep: tuple, status: str, end: float, mean: float, context: RuleContext) -> Event:
+        name = _class_name(ep[_CID])
+        evidence = {**self.evidence(name, mean, context), "duration": round(end - ep[_START], 3)}
+        return Event(id=ep[_ID], kind=self.kind, rule_id=self.rule_id, camera_id=context.camera_id, status=status,
+                     start=ep[_START], end=end, member_ids=(key,), classes=(name,),
+                     score=min(max(float(ep[_BEST]), 0.0), 1.0), evidence=evidence, best_frame_seq=ep[_SEQ],
+                     zone_id=self.zone_id)
 
-#: ``describe(stay) -> (score in [0, 1], evidence)`` of a rule using :func:`step_stays`.
-Describe = Callable[[Stay], tuple[float, dict[str, Any]]]
+    def step(self, state: StayState, ids: list[int], cids: list[int], values: list[float], now: float,
+             context: RuleContext) -> tuple[StayState, list[Event]]:
+        """Advance by one frame.
 
+        Args:
+            state: the previous state (not mutated).
+            ids: this frame's track ids *under the condition*, in row order.
+            cids: their class ids.
+            values: their per-frame measure (averaged over the stay).
+            now: frame time, seconds.
+            context: the frame's context.
 
-def _accumulate(state: StayState, timers: Mapping[int, tuple[float, float]], ids: list[int], values: list[float],
-                now: float) -> dict[int, tuple[float, int]]:
-    """New per-track sums: restarted for tracks whose stay starts now (and have no open event), else added."""
-    opened = state.life.episodes
-    sums = {k: v for k, v in state.sums.items() if k in timers or k in opened}
-    for tid, value in zip(ids, values):
-        prev = sums.get(tid)
-        if prev is None or (timers[tid][0] == now and tid not in opened):
-            sums[tid] = (value, 1)
+        Returns:
+            The new state (the same object when nothing changed) and the events (closed first, then opened /
+            updated by track id).
+        """
+        timers0, eps0 = state.timers, state.episodes
+        grace, end_grace = self.grace, self.end_grace
+        if not ids:
+            if not timers0 and not eps0:
+                return state, []
+            # nothing holds: something changes only when a timer runs out or an event closes
+            for since, last in timers0.values():
+                if now - last > grace:
+                    break
+            else:
+                for ep in eps0.values():
+                    if now - ep[_LAST] >= end_grace:
+                        break
+                else:
+                    return state, []
+        # timers (analytics.rules.lasting.update_timers)
+        timers: dict[int, tuple[float, float]] = {}
+        for tid in ids:
+            prev = timers0.get(tid)
+            timers[tid] = (prev[0] if prev is not None else now, now)
+        dropped = False
+        for key, timer in timers0.items():
+            if key not in timers:
+                if now - timer[1] <= grace:
+                    timers[key] = timer
+                else:
+                    dropped = True
+        # sums: restarted for tracks whose stay starts now (and have no open event), else added (the sums are
+        # of tracks in the timers or with an open event: only a dropped timer forgets some)
+        if dropped:
+            sums = {k: v for k, v in state.sums.items() if k in timers or k in eps0}
         else:
-            sums[tid] = (prev[0] + value, prev[1] + 1)
-    return sums
+            sums = dict(state.sums)
+        # and the candidates: tracks with an open event, or whose stay has lasted min_duration
+        holding: dict[int, int] = {}
+        min_duration = self.min_duration
+        for tid, cid, value in zip(ids, cids, values):
+            since = timers[tid][0]
+            prev = sums.get(tid)
+            if tid in eps0:
+                sums[tid] = (value, 1) if prev is None else (prev[0] + value, prev[1] + 1)
+                holding[tid] = cid
+                continue
+            sums[tid] = (value, 1) if prev is None or since == now else (prev[0] + value, prev[1] + 1)
+            if now - since >= min_duration:
+                holding[tid] = cid
+        if not holding and not eps0:
+            return _new(StayState, (timers, sums, eps0, state.next_event)), []
+        # life cycle (analytics.rules.lasting.Lifecycle.advance for single-track keys)
+        camera_id = context.camera_id
+        episodes: dict[int, tuple] = {}
+        closed_events: list[Event] = []
+        closed: list[int] = []
+        for key, ep in eps0.items():
+            if key in holding:
+                continue
+            if now - ep[_LAST] >= end_grace:
+                total, frames = sums[key]
+                closed_events.append(self._event(key, ep, "closed", ep[_LAST], total / frames, context))
+                closed.append(key)
+            else:
+                episodes[key] = ep
+        events: list[Event] = []
+        counter = state.next_event
+        seq = context.seq
+        for key in sorted(holding):
+            cid = holding[key]
+            total, frames = sums[key]
+            mean = total / frames
+            ep = eps0.get(key)
+            if ep is None:
+                since = timers[key][0]
+                ep = (event_id(camera_id, self.rule_id, counter), min(since, now), now, now,
+                      self.score(now - since, mean), seq, cid)
+                counter += 1
+                episodes[key] = ep
+                events.append(self._event(key, ep, "open", now, mean, context))
+                continue
+            start = ep[_START]
+            score = self.score(now - start, mean)
+            best, best_seq = (score, seq) if score > ep[_BEST] else (ep[_BEST], ep[_SEQ])
+            if now - ep[_EMIT] >= UPDATE_EVERY:
+                ep = (ep[_ID], start, now, now, best, best_seq, cid)
+                events.append(self._event(key, ep, "updated", now, mean, context))
+            else:
+                ep = (ep[_ID], start, now, ep[_EMIT], best, best_seq, cid)
+            episodes[key] = ep
+        if closed:  # an event that closed ends its stay: a return is a new stay
+            for key in closed:
+                timers.pop(key, None)
+                sums.pop(key, None)
+        if closed_events:
+            events = closed_events + events
+        return _new(StayState, (timers, sums, episodes, counter)), events
 
-
-def step_stays(lifecycle: Lifecycle, state: StayState, track_id: np.ndarray, class_id: np.ndarray,
-               values: np.ndarray, now: float, *, grace: float, zone_id: str | None, context: RuleContext,
-               describe: Describe) -> tuple[StayState, list[Event]]:
-    """Advance per-track stays by one frame and turn them into events (one per track per stay).
-
-    Args:
-        lifecycle: the rule's life cycle (kind, min_duration, end_grace).
-        state: the previous state (not mutated).
-        track_id: (N,) int, this frame's tracks *in the zone* (the rule's condition holds for each of them).
-        class_id: (N,) int, their classes.
-        values: (N,) float, their per-frame measure, averaged over the stay (speed, confidence).
-        now: frame time, seconds.
-        grace: seconds of absence a stay survives.
-        zone_id: zone of the events.
-        context: the frame's context.
-        describe: the rule's score and evidence for a stay.
-
-    Returns:
-        The new state and the events (closed first, then opened / updated by track id).
-    """
-    if len(track_id) == 0 and not state.timers and not state.life.episodes:
-        return state, []
-    ids = track_id.tolist()
-    timers = update_timers(state.timers, ids, now, grace=grace)
-    sums = _accumulate(state, timers, ids, np.asarray(values, dtype=np.float64).tolist(), now)
-    opened = state.life.episodes
-    candidates = []
-    for tid, cid in zip(ids, class_id.tolist()):
-        since = timers[tid][0]
-        episode = opened.get(tid)
-        if episode is None and now - since < lifecycle.min_duration:
-            continue  # not due yet: skip building a candidate
-        start = episode.start if episode is not None else since
-        total, frames = sums[tid]
-        name = CLASS_NAMES.get(cid, str(cid))
-        score, evidence = describe(Stay(tid, name, now - start, total / frames))
-        candidates.append(Candidate(key=tid, since=since, members=(tid,), classes=(name,), score=score,
-                                    evidence=evidence, zone_id=zone_id))
-    life, events = lifecycle.advance(state.life, candidates, now, context=context)
-    closed = [k for k in opened if k not in life.episodes]
-    if closed:  # an event that closed ends its stay: a return is a new stay
-        timers = {k: v for k, v in timers.items() if k not in closed}
-        sums = {k: v for k, v in sums.items() if k not in closed}
-    return StayState(timers, sums, life), events
+    def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
+        """End of stream: close the open events at the last time each held (ordered by track id)."""
+        out = []
+        for key in sorted(state.episodes):
+            ep = state.episodes[key]
+            total, frames = state.sums[key]
+            out.append(self._event(key, ep, "closed", ep[_LAST], total / frames, context))
+        return out
 
 
 def class_lut(names: tuple[str, ...]) -> np.ndarray:
@@ -188,7 +289,8 @@ def zone_rows(tracks: Tracks, lut: np.ndarray, zone_id: str | None, context: Rul
     """(K,) int64 rows of the present tracks of the ``lut`` classes whose ground anchor is in the zone.
 
     The whole frame when ``zone_id`` is None. Works on the columns, without building sub-``Tracks``; anchors
-    outside the zone's bounding box are dropped before the polygon test.
+    outside the zone's bounding box are dropped before the polygon test. (No longer used by the rules here,
+    which read the frame's shared view; kept for other modules.)
     """
     cls = np.minimum(tracks.class_id.view(np.uint16), len(lut) - 1)  # negative ids: "any other class"
     rows = np.flatnonzero(present(tracks) & lut[cls])
@@ -219,8 +321,27 @@ class LoiteringRule:
 
     def __init__(self, config: LoiteringConfig) -> None:
         self.config = config
-        self._lut = class_lut(config.classes)
-        self._life = Lifecycle("loitering", config.id, config.min_duration, config.end_grace)
+        self._classes = frozenset(class_ids_from_names(config.classes))
+        cfg = config
+        base: dict[str, Any] = {"zone": cfg.zone if cfg.zone is not None else "frame"}
+
+        min_duration = cfg.min_duration
+
+        def score(dwell: float, mean: float) -> float:  # saturating(dwell / min_duration), inlined
+            ratio = dwell / min_duration
+            value = 1.0 - 0.5 ** (0.0 if 0.0 > ratio else ratio)
+            return 1.0 if 1.0 < value else (0.0 if 0.0 > value else value)
+
+        def evidence(name: str, mean: float, context: RuleContext) -> dict[str, Any]:
+            out: dict[str, Any] = {**base, "class": name, "mean_speed_mps": round(mean, 3),
+                                   "speed_calibrated": context.geometry.calibration is not None,
+                                   "min_duration": cfg.min_duration}
+            if cfg.max_speed_mps is not None:
+                out["max_speed_mps"] = cfg.max_speed_mps
+            return out
+
+        self._stays = Stays("loitering", config.id, min_duration=cfg.min_duration, grace=cfg.grace,
+                            end_grace=cfg.end_grace, zone_id=cfg.zone, score=score, evidence=evidence)
 
     @property
     def id(self) -> str:
@@ -233,28 +354,32 @@ class LoiteringRule:
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
         cfg = self.config
-        rows = zone_rows(tracks, self._lut, cfg.zone, context)
-        if len(rows) == 0 and not state.timers and not state.life.episodes:
-            return state, []
-        speed = ground_speed(tracks, context)[rows] if len(rows) else np.zeros(0)
-        if cfg.max_speed_mps is not None:
-            slow = speed <= cfg.max_speed_mps
-            rows, speed = rows[slow], speed[slow]
-        calibrated = context.geometry.calibration is not None
-
-        def describe(stay: Stay) -> tuple[float, dict[str, Any]]:
-            evidence: dict[str, Any] = {
-                "zone": cfg.zone if cfg.zone is not None else "frame", "class": stay.class_name,
-                "mean_speed_mps": round(stay.mean, 3), "speed_calibrated": calibrated,
-                "min_duration": cfg.min_duration,
-            }
+        view = frame_view(tracks, context)
+        # which rows count, in plain Python (a frame holds a handful of tracks): cheapest test first
+        if cfg.zone is None:
+            keep = view.present().tolist()
+        else:
+            keep = view.in_zone(cfg.zone).tolist()
+            if True in keep:
+                keep = [k and p for k, p in zip(keep, view.present().tolist())]
+        if True in keep:
+            classes = self._classes
+            all_cids = tracks.class_id.tolist()
+            keep = [k and c in classes for k, c in zip(keep, all_cids)]
+        if True in keep:
+            speed = view.ground_speed().tolist()
             if cfg.max_speed_mps is not None:
-                evidence["max_speed_mps"] = cfg.max_speed_mps
-            return saturating(stay.dwell / cfg.min_duration), evidence
-
-        return step_stays(self._life, state, tracks.track_id[rows], tracks.class_id[rows], speed, now,
-                          grace=cfg.grace, zone_id=cfg.zone, context=context, describe=describe)
+                top = cfg.max_speed_mps
+                keep = [k and v <= top for k, v in zip(keep, speed)]
+        if True not in keep:
+            if not state.timers and not state.episodes:
+                return state, []
+            return self._stays.step(state, [], [], [], now, context)
+        ids = list(compress(tracks.track_id.tolist(), keep))
+        cids = list(compress(all_cids, keep))
+        values = list(compress(speed, keep))
+        return self._stays.step(state, ids, cids, values, now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close open events at the last time each track was in the zone."""
-        return self._life.close_all(state.life, now, context=context)
+        return self._stays.close(state, now, context=context)

@@ -38,31 +38,22 @@ of it (the fastest moment) as ``best_frame_seq``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from itertools import compress
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
-from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.rules.scene import ground_speed
-from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 _MPS_TO_KMH = 3.6
-
-
-def _class_lookup(class_ids: tuple[int, ...]) -> np.ndarray:
-    """(32768,) bool indexed by an int16 class id: whether it is watched (much faster than ``np.isin``)."""
-    lut = np.zeros(1 << 15, bool)
-    lut[list(class_ids)] = True
-    return lut
-
-
-def _anchors(xyxy: np.ndarray) -> np.ndarray:
-    """(N, 2) float64 ground anchors (bottom centre) of (N, 4) boxes, pixels."""
-    return np.column_stack(((xyxy[:, 0] + xyxy[:, 2]) * 0.5, xyxy[:, 3])).astype(np.float64)
+#: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
+_UPDATE_EVERY = 5.0
+#: An open event, as a plain tuple: (event id, start, last_true, last_emit, best_score, best_seq, class id
+#: and speed at last_true).
+_ID, _START, _LAST, _EMIT, _BEST, _SEQ, _CID, _SPEED = range(8)
 
 
 class SpeedingConfig(RuleConfigBase):
@@ -99,29 +90,49 @@ class SpeedingConfig(RuleConfigBase):
                              "camera has none, and the class-height fallback is too rough for a speed limit")
 
 
-@dataclass(frozen=True)
-class SpeedingState:
-    """State of one speeding rule (immutable: the mappings are never modified after creation).
+class _SpeedingFields(NamedTuple):
+    timers: Mapping[int, tuple[float, float]]
+    stats: Mapping[int, tuple[int, float, float]]
+    episodes: Mapping[int, tuple]
+    next_event: int
+
+
+class SpeedingState(_SpeedingFields):
+    """State of one speeding rule (immutable: a tuple, whose mappings are never modified; a tuple rather than
+    a frozen dataclass because one is built per frame, and cheaply).
 
     Attributes:
         timers: track id -> (since, last_true), seconds: the tracks' over-the-limit runs.
         stats: track id -> (frames, sum of speeds, max speed), m/s, over the frames of the run (or of the
             open event) that were over the limit.
-        life: the open events, by track id.
+        episodes: the open events by track id: (event id, start, last_true, last_emit, best_score, best_seq,
+            class id, speed at last_true), in the closing order of :class:`analytics.rules.lasting.Lifecycle`.
+        next_event: counter of the next event id.
     """
 
-    timers: Mapping[int, tuple[float, float]] = field(default_factory=dict)
-    stats: Mapping[int, tuple[int, float, float]] = field(default_factory=dict)
-    life: LifecycleState = field(default_factory=LifecycleState)
+    __slots__ = ()
+
+    def __new__(cls, timers: Mapping[int, tuple[float, float]] | None = None,
+                stats: Mapping[int, tuple[int, float, float]] | None = None,
+                episodes: Mapping[int, tuple] | None = None, next_event: int = 0) -> SpeedingState:
+        return tuple.__new__(cls, ({} if timers is None else timers, {} if stats is None else stats,
+                                   {} if episodes is None else episodes, next_event))
+
+
+_new = tuple.__new__  # builds a state from its fields without the defaults' checks
 
 
 class SpeedingRule:
-    """Pure speeding rule; see the module docstring for the semantics."""
+    """Pure speeding rule; see the module docstring for the semantics.
+
+    The life cycle is that of :class:`analytics.rules.lasting.Lifecycle` (kind ``"speeding"``, an update
+    every 5 s) specialised to single-track keys: score and evidence are computed only for emitted records.
+    """
 
     def __init__(self, config: SpeedingConfig) -> None:
         self.config = config
-        self._wanted = _class_lookup(class_ids_from_names(config.classes))
-        self._lifecycle = Lifecycle("speeding", config.id, config.min_duration, config.end_grace)
+        self._classes = frozenset(class_ids_from_names(config.classes))
+        self._threshold = config.max_speed_mps + config.tolerance_mps
 
     @property
     def id(self) -> str:
@@ -132,41 +143,118 @@ class SpeedingRule:
 
     def close(self, state: SpeedingState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close the open events at the last time each track was over the limit."""
-        return self._lifecycle.close_all(state.life, now, context=context)
+        return [self._event(k, state.episodes[k], "closed", state.episodes[k][_LAST], state.stats[k], context)
+                for k in sorted(state.episodes)]
 
     def step(self, tracks: Tracks, state: SpeedingState, now: float, *,
              context: RuleContext) -> tuple[SpeedingState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`. Events: closed, then by track id."""
         if context.geometry.calibration is None:
             raise ValueError(f"rule {self.id!r}: speeding needs a ground calibration (scene.calibration)")
-        keep = self._wanted[tracks.class_id] & (tracks.state == TrackState.CONFIRMED)
-        if not keep.any() and not state.timers and not state.life.episodes:
-            return state, []
-        rows = np.flatnonzero(keep)
-        if self.config.zone is not None and len(rows):
-            zone = context.geometry.zone(self.config.zone)
-            rows = rows[zone.contains(_anchors(tracks.xyxy[rows]), context.frame_size)]
-        sel = tracks[rows]
-        speed = ground_speed(sel, context)
-        over = speed > self.config.max_speed_mps + self.config.tolerance_mps
-        if not over.any() and not state.timers and not state.life.episodes:
-            return state, []
-        order = np.argsort(sel.track_id[over], kind="stable")
-        ids = sel.track_id[over][order].tolist()
-        cls = sel.class_id[over][order].tolist()
-        speeds = speed[over][order].tolist()
-        timers = update_timers(state.timers, ids, now, grace=self.config.grace)
-        stats = _accumulate(state, timers, ids, speeds, now)
-        candidates = [self._candidate(tid, timers[tid][0], CLASS_NAMES.get(c, str(c)), v, stats[tid])
-                      for tid, c, v in zip(ids, cls, speeds)]
-        life, events = self._lifecycle.advance(state.life, candidates, now, context=context)
-        kept = {k: v for k, v in stats.items() if k in timers or k in life.episodes}
-        return SpeedingState(timers, kept, life), events
+        timers0, eps0 = state.timers, state.episodes
+        view = frame_view(tracks, context)
+        # which rows are over the limit, in plain Python (a frame holds a handful of tracks)
+        threshold = self._threshold
+        speed = view.ground_speed().tolist()
+        over = [c and v > threshold for c, v in zip(view.confirmed().tolist(), speed)]
+        if True in over and self.config.zone is not None:
+            over = [o and z for o, z in zip(over, view.in_zone(self.config.zone).tolist())]
+        if True in over:
+            classes = self._classes
+            cids = tracks.class_id.tolist()
+            over = [o and c in classes for o, c in zip(over, cids)]
+        if True in over:
+            rows = sorted(zip(compress(tracks.track_id.tolist(), over), compress(cids, over), compress(speed, over)),
+                          key=itemgetter(0))
+        else:
+            if not timers0 and not eps0:
+                return state, []
+            rows = []
+        grace, end_grace = self.config.grace, self.config.end_grace
+        if not rows:  # nothing over the limit: a change only when a run's grace or an event's end_grace ends
+            for since, last in timers0.values():
+                if now - last > grace:
+                    break
+            else:
+                for ep in eps0.values():
+                    if now - ep[_LAST] >= end_grace:
+                        break
+                else:
+                    return state, []
+        # timers (analytics.rules.lasting.update_timers), by track id
+        timers: dict[int, tuple[float, float]] = {}
+        for row in rows:
+            prev = timers0.get(row[0])
+            timers[row[0]] = (prev[0] if prev is not None else now, now)
+        dropped = False
+        for key, timer in timers0.items():
+            if key not in timers:
+                if now - timer[1] <= grace:
+                    timers[key] = timer
+                else:
+                    dropped = True
+        # (frames, sum, max) of the speeds over the limit: restarted when a run starts with no open event
+        # (the stats are of tracks in the timers or with an open event: only a dropped timer forgets some)
+        if dropped:
+            stats = {k: v for k, v in state.stats.items() if k in timers or k in eps0}
+        else:
+            stats = dict(state.stats)
+        for tid, _, v in rows:
+            prev = stats.get(tid)
+            if prev is None or (timers[tid][0] == now and tid not in eps0):
+                stats[tid] = (1, v, v)
+            else:
+                stats[tid] = (prev[0] + 1, prev[1] + v, max(prev[2], v))
+        # life cycle (analytics.rules.lasting.Lifecycle.advance for single-track keys)
+        holding: dict[int, tuple[int, float]] = {}
+        min_duration = self.config.min_duration
+        for tid, cid, v in rows:
+            if tid in eps0 or now - timers[tid][0] >= min_duration:
+                holding[tid] = (cid, v)
+        episodes: dict[int, tuple] = {}
+        events: list[Event] = []
+        if holding or eps0:
+            closed = False
+            for key, ep in eps0.items():
+                if key in holding:
+                    continue
+                if now - ep[_LAST] >= end_grace:
+                    events.append(self._event(key, ep, "closed", ep[_LAST], stats[key], context))
+                    closed = True
+                else:
+                    episodes[key] = ep
+            counter = state.next_event
+            seq = context.seq
+            limit = self.config.max_speed_mps
+            for key in sorted(holding):
+                cid, v = holding[key]
+                score = min(1.0, max(0.0, 2.0 * (v - limit) / limit))
+                ep = eps0.get(key)
+                if ep is None:
+                    ep = (event_id(context.camera_id, self.config.id, counter), min(timers[key][0], now), now, now,
+                          score, seq, cid, v)
+                    counter += 1
+                    episodes[key] = ep
+                    events.append(self._event(key, ep, "open", now, stats[key], context))
+                    continue
+                best, best_seq = (score, seq) if score > ep[_BEST] else (ep[_BEST], ep[_SEQ])
+                if now - ep[_EMIT] >= _UPDATE_EVERY:
+                    ep = (ep[_ID], ep[_START], now, now, best, best_seq, cid, v)
+                    events.append(self._event(key, ep, "updated", now, stats[key], context))
+                else:
+                    ep = (ep[_ID], ep[_START], now, ep[_EMIT], best, best_seq, cid, v)
+                episodes[key] = ep
+            if closed:  # forget the stats of closed events (unless their run goes on)
+                stats = {k: v for k, v in stats.items() if k in timers or k in episodes}
+            return _new(SpeedingState, (timers, stats, episodes, counter)), events
+        return _new(SpeedingState, (timers, stats, episodes, state.next_event)), events
 
-    def _candidate(self, tid: int, since: float, name: str, speed: float,
-                   stat: tuple[int, float, float]) -> Candidate:
-        """A track over the limit at this frame, with its score and evidence."""
+    def _event(self, key: int, ep: tuple, status: str, end: float, stat: tuple[int, float, float],
+               context: RuleContext) -> Event:
+        """A record of the open event ``ep`` of track ``key`` (evidence as of its latest frame over the limit)."""
         limit = self.config.max_speed_mps
+        name = CLASS_NAMES.get(ep[_CID], str(ep[_CID]))
+        speed = ep[_SPEED]
         n, total, top = stat
         evidence: dict[str, Any] = {
             "class": name,
@@ -179,20 +267,9 @@ class SpeedingRule:
             "limit_mps": limit,
             "limit_kmh": round(limit * _MPS_TO_KMH, 1),
             "tolerance_mps": self.config.tolerance_mps,
+            "duration": round(end - ep[_START], 3),
         }
-        score = min(1.0, max(0.0, 2.0 * (speed - limit) / limit))
-        return Candidate(tid, since, (tid,), (name,), score, evidence, zone_id=self.config.zone)
-
-
-def _accumulate(state: SpeedingState, timers: Mapping[int, tuple[float, float]], ids: list[int],
-                speeds: list[float], now: float) -> dict[int, tuple[int, float, float]]:
-    """Per-track (frames, sum, max) of the speeds over the limit: restarted when a run starts with no open event."""
-    opened = state.life.episodes
-    stats = {k: v for k, v in state.stats.items() if k in timers or k in opened}
-    for tid, v in zip(ids, speeds):
-        prev = stats.get(tid)
-        if prev is None or (timers[tid][0] == now and tid not in opened):
-            stats[tid] = (1, v, v)
-        else:
-            stats[tid] = (prev[0] + 1, prev[1] + v, max(prev[2], v))
-    return stats
+        return Event(id=ep[_ID], kind="speeding", rule_id=self.config.id, camera_id=context.camera_id,
+                     status=status, start=ep[_START], end=end, member_ids=(key,), classes=(name,),
+                     score=min(max(float(ep[_BEST]), 0.0), 1.0), evidence=evidence, best_frame_seq=ep[_SEQ],
+                     zone_id=self.config.zone)

@@ -14,6 +14,7 @@ the whole log (replay). The live / replay equality tests hold the rules to it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -83,6 +84,7 @@ def _ground_speed(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
     return np.sqrt(v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1])
 
 
+@lru_cache(maxsize=1024)  # one function per zone id, so a cached answer costs no closure
 def _zone_fn(zone_id: str) -> Callable:
     def in_zone(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
         zone = g.zone(zone_id)
@@ -97,6 +99,7 @@ def _zone_fn(zone_id: str) -> Callable:
     return in_zone
 
 
+@lru_cache(maxsize=1024)
 def _line_fn(line_id: str) -> Callable:
     def distance(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
         line = g.line(line_id)
@@ -153,6 +156,12 @@ class FrameView:
         self._log = log
         self._rows = rows
         self._cache: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def column(self, key: tuple[str, str], fn: Callable) -> np.ndarray | None:
+        """A rule's own element-wise measurement ``fn(tracks, frame_size, geometry) -> (N, ...)``, cached
+        under ``key`` and, in a replay, computed once for the whole log. ``fn`` must be element-wise (see the
+        module docstring) and ``key`` unique to it, e.g. ``("loitering:candidates", rule_id)``."""
+        return self._get(key, fn)
 
     def _get(self, key: tuple[str, str], fn: Callable) -> np.ndarray | None:
         cache = self._cache

@@ -138,7 +138,7 @@ def test_close_at_end_of_stream_and_idle_rule():
 
 def test_state_forgets_tracks_that_slowed_down():
     state, _ = _run(_frames(2, [20.0]) + _frames(3, [10.0]))
-    assert state == SpeedingState(timers={}, stats={}, life=state.life) and not state.life.episodes
+    assert state == SpeedingState(timers={}, stats={}, episodes={}, next_event=state.next_event)
 
 
 def test_speeding_refuses_an_uncalibrated_scene():

@@ -50,25 +50,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.rules.scene import ground_speed, present
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 #: The one key of the rule's condition (one congestion per rule and zone).
 _KEY = 0
-
-
-def _class_lookup(class_ids: tuple[int, ...]) -> np.ndarray:
-    """(32768,) bool indexed by an int16 class id: whether it is watched (much faster than ``np.isin``)."""
-    lut = np.zeros(1 << 15, bool)
-    lut[list(class_ids)] = True
-    return lut
-
-
-def _anchors(xyxy: np.ndarray) -> np.ndarray:
-    """(N, 2) float64 ground anchors (bottom centre) of (N, 4) boxes, pixels."""
-    return np.column_stack(((xyxy[:, 0] + xyxy[:, 2]) * 0.5, xyxy[:, 3])).astype(np.float64)
 
 
 class CongestionConfig(RuleConfigBase):
@@ -112,11 +99,16 @@ class CongestionState:
 
 
 class CongestionRule:
-    """Pure congestion rule; see the module docstring for the semantics."""
+    """Pure congestion rule; see the module docstring for the semantics.
+
+    Speed: zone membership and ground speeds come from the frame's shared
+    :class:`~analytics.rules.view.FrameView`, and the frame's few rows are handled in plain Python; while
+    nothing runs, a frame without ``min_vehicles`` slow vehicles in the zone returns the same state at once.
+    """
 
     def __init__(self, config: CongestionConfig) -> None:
         self.config = config
-        self._wanted = _class_lookup(class_ids_from_names(config.classes))
+        self._wanted = frozenset(class_ids_from_names(config.classes))
         self._lifecycle = Lifecycle("congestion", config.id, config.min_duration, config.end_grace,
                                     update_on_members=False)
 
@@ -134,32 +126,42 @@ class CongestionRule:
     def step(self, tracks: Tracks, state: CongestionState, now: float, *,
              context: RuleContext) -> tuple[CongestionState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        keep = self._wanted[tracks.class_id] & present(tracks)
+        cfg = self.config
         idle = not state.timers and not state.life.episodes
-        if idle and not keep.any():
+        if idle and len(tracks) < cfg.min_vehicles:
             return state, []
-        rows = np.flatnonzero(keep)
-        if len(rows):
-            zone = context.geometry.zone(self.config.zone)
-            rows = rows[zone.contains(_anchors(tracks.xyxy[rows]), context.frame_size)]
-        if idle and len(rows) < self.config.min_vehicles:
+        view = frame_view(tracks, context)
+        # plain Python over the frame's few rows: cheaper than a chain of numpy calls at that size
+        wanted = self._wanted
+        rows = [i for i, (p, z, c) in enumerate(zip(view.present().tolist(), view.in_zone(cfg.zone).tolist(),
+                                                    tracks.class_id.tolist())) if p and z and c in wanted]
+        if idle and len(rows) < cfg.min_vehicles:
             return state, []
-        vehicles = tracks[rows]
-        speed = ground_speed(vehicles, context)
-        slow = speed < self.config.max_speed_mps
-        holds = int(np.count_nonzero(slow)) >= self.config.min_vehicles
-        timers = update_timers(state.timers, [_KEY] if holds else [], now, grace=self.config.start_grace)
-        candidates = [self._candidate(vehicles, speed, slow, timers[_KEY][0], state, now, context)] if holds else []
+        all_speed = view.ground_speed().tolist()
+        speed = [all_speed[i] for i in rows]
+        limit = cfg.max_speed_mps
+        slow = [k for k, v in enumerate(speed) if v < limit]
+        holds = len(slow) >= cfg.min_vehicles
+        if idle and not holds:  # nothing runs and nothing starts: the state stays as it is
+            return state, []
+        timers = update_timers(state.timers, [_KEY] if holds else [], now, grace=cfg.start_grace)
+        candidates = ([self._candidate(tracks, rows, speed, slow, timers[_KEY][0], state, now, context)]
+                      if holds else [])
         life, events = self._lifecycle.advance(state.life, candidates, now, context=context)
         return CongestionState(timers, life), events
 
-    def _candidate(self, vehicles: Tracks, speed: np.ndarray, slow: np.ndarray, since: float,
+    def _candidate(self, tracks: Tracks, rows: list[int], speed: list[float], slow: list[int], since: float,
                    state: CongestionState, now: float, context: RuleContext) -> Candidate:
-        """The congestion at this frame: the slow vehicles (by track id), score and evidence."""
+        """The congestion at this frame: the slow vehicles (by track id), score and evidence.
+
+        ``rows``: the frame's rows of the vehicles in the zone; ``speed``: their ground speeds; ``slow``: the
+        indices of the slow ones in those lists.
+        """
         cfg = self.config
-        order = np.argsort(vehicles.track_id[slow], kind="stable")
-        ids = vehicles.track_id[slow][order].tolist()
-        classes = tuple(CLASS_NAMES.get(c, str(c)) for c in vehicles.class_id[slow][order].tolist())
+        track_id, class_id = tracks.track_id.tolist(), tracks.class_id.tolist()
+        slow_rows = sorted([rows[k] for k in slow], key=track_id.__getitem__)  # stable, like the argsort before
+        ids = tuple([track_id[i] for i in slow_rows])
+        classes = tuple([CLASS_NAMES.get(class_id[i], str(class_id[i])) for i in slow_rows])
         open_ep = state.life.episodes.get(_KEY)
         held = now - (open_ep.start if open_ep is not None else since)
         n = len(ids)
@@ -167,12 +169,27 @@ class CongestionRule:
         score += 0.5 * (min(1.0, held / (3 * cfg.min_duration)) if cfg.min_duration > 0 else 1.0)
         evidence: dict[str, Any] = {
             "slow_vehicles": n,
-            "vehicles_in_zone": len(vehicles),
-            "mean_speed_mps": round(float(speed.mean()), 2),
-            "slow_mean_speed_mps": round(float(speed[slow].mean()), 2),
+            "vehicles_in_zone": len(rows),
+            "mean_speed_mps": round(_mean(speed), 2),
+            "slow_mean_speed_mps": round(_mean([speed[k] for k in slow]), 2),
             "speed_source": "calibrated" if context.geometry.calibration is not None else "fallback",
             "max_speed_mps": cfg.max_speed_mps,
             "min_vehicles": cfg.min_vehicles,
             "min_duration": cfg.min_duration,
         }
-        return Candidate(_KEY, since, tuple(ids), classes, min(score, 1.0), evidence, zone_id=cfg.zone)
+        return Candidate(_KEY, since, ids, classes, min(score, 1.0), evidence, zone_id=cfg.zone)
+
+
+#: Below this many values numpy's mean adds them one after the other (its pairwise summation starts at 8).
+_NUMPY_MEAN_FROM = 8
+
+
+def _mean(values: list[float]) -> float:
+    """The mean exactly as ``np.mean`` of a 1-D float64 array of ``values`` gives it (same float)."""
+    n = len(values)
+    if n >= _NUMPY_MEAN_FROM:
+        return float(np.mean(np.asarray(values, dtype=np.float64)))
+    total = values[0]
+    for v in values[1:]:
+        total += v
+    return total / n

@@ -52,19 +52,25 @@ threshold and the duration: 0.63 for a group of exactly ``min_people`` that just
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from analytics.rules import scene
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
+from analytics.rules.view import FrameView
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 _FALLBACK_UNIT = "person-height fallback"
+#: From this many eligible people on, the pairwise distances are computed with numpy (same values, element
+#: by element); below, in plain Python, which is cheaper for a handful of people.
+_NUMPY_PAIRS_FROM = 16
+#: Below this many values numpy's mean adds them one after the other (its pairwise summation starts at 8), so
+#: a plain Python loop gives the very same float; from it on, numpy itself.
+_NUMPY_MEAN_FROM = 8
 
 
 class GatheringConfig(RuleConfigBase):
@@ -145,16 +151,32 @@ class GatheringState:
     next_group: int = 0
 
 
-@dataclass(frozen=True)
 class _Frame:
-    """Eligible people of one frame, sorted by track id: the arrays the clusters and the evidence use."""
+    """Eligible people of one frame, sorted by track id (plain Python lists, aligned), for clusters and evidence.
 
-    track_id: np.ndarray  # (N,) int64, ascending
-    class_id: np.ndarray  # (N,) int16
-    anchor: np.ndarray  # (N, 2) float64 pixels
-    speed: np.ndarray  # (N,) float64 m/s
-    dist: np.ndarray  # (N, N) float64 metres
-    calibrated: bool
+    ``dist[i][j]`` (for ``i < j`` at least) is the ground distance of people ``i`` and ``j``, metres (the
+    formula of :func:`analytics.rules.scene.pairwise_distance_m`, element by element).
+    """
+
+    __slots__ = ("rows", "track_id", "class_id", "speed", "dist", "calibrated", "_tracks", "_anchor")
+
+    def __init__(self, tracks: Tracks, rows: list[int], track_id: list[int], class_id: list[int],
+                 speed: list[float], dist: list[list[float]], calibrated: bool,
+                 anchor: list[list[float]] | None) -> None:
+        self.rows = rows  # rows of the frame's tracks
+        self.track_id = track_id  # ascending
+        self.class_id = class_id
+        self.speed = speed  # m/s
+        self.dist = dist
+        self.calibrated = calibrated
+        self._tracks = tracks
+        self._anchor = anchor  # the whole frame's anchors (pixels), when already read
+
+    def anchor(self) -> list[list[float]]:
+        """The whole frame's anchors, pixels (float32 read as float, exactly as ``astype(float64)``)."""
+        if self._anchor is None:
+            self._anchor = self._tracks.anchor.tolist()
+        return self._anchor
 
 
 def connected_components(adjacency: np.ndarray) -> np.ndarray:
@@ -223,13 +245,15 @@ class GatheringRule:
 
     def __init__(self, config: GatheringConfig) -> None:
         self.config = config
-        class_ids = np.asarray(class_ids_from_names(config.classes), dtype=np.int64)
-        self._class_lut = np.zeros(max(CLASS_NAMES) + 2, bool)  # last entry: any other class id
-        self._class_lut[class_ids] = True
-        self._class_names = [CLASS_NAMES.get(i, str(i)) for i in range(len(self._class_lut))]
+        self._wanted = frozenset(class_ids_from_names(config.classes))
+        self._class_names = [CLASS_NAMES.get(i, str(i)) for i in range(max(CLASS_NAMES) + 2)]
+        self._end_threshold = config.end_threshold
         self._lifecycle = Lifecycle("gathering", config.id, config.min_duration, config.end_grace,
                                     config.update_every)
         self._retention = max(config.grace, config.end_grace)
+        self._thresholds = {"min_people": config.min_people, "end_min_people": config.end_threshold,
+                            "radius_m": config.radius_m, "max_speed_mps": config.max_speed_mps,
+                            "min_duration": config.min_duration}
 
     @property
     def id(self) -> str:
@@ -242,59 +266,159 @@ class GatheringRule:
         """End of stream: close every open gathering at the last time it held."""
         return self._lifecycle.close_all(state.lifecycle, now, context=context)
 
-    def _candidates_mask(self, tracks: Tracks, context: RuleContext) -> np.ndarray:
-        """(N,) bool: present tracks of the classes, inside the zone when one is set (speed not tested)."""
-        cls = np.clip(tracks.class_id, 0, len(self._class_lut) - 1)
-        mask = scene.present(tracks) & self._class_lut[cls]
-        if self.config.zone is not None and mask.any():
-            mask &= scene.in_zone(tracks, self.config.zone, context)
-        return mask
+    def _frame(self, tracks: Tracks, rows: list[int], speed: list[float], view: FrameView) -> _Frame:
+        """The eligible people (``rows`` of the frame, ascending; ``speed`` of every row), sorted by track id,
+        with their pairwise distances."""
+        track_id = tracks.track_id.tolist()
+        rows = sorted(rows, key=track_id.__getitem__)  # stable, like the argsort it replaces
+        n = len(rows)
+        ground = view.ground()
+        calibrated = ground is not None
+        anchor = None
+        if n >= _NUMPY_PAIRS_FROM:
+            sel = np.asarray(rows, dtype=np.intp)
+            if calibrated:
+                g = ground[sel]
+                d = g[:, None, :] - g[None, :, :]
+                dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
+            else:
+                xy = tracks.anchor[sel].astype(np.float64)
+                scale = view.metres_per_px()[sel]
+                d = xy[:, None, :] - xy[None, :, :]
+                dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) * (scale[:, None] + scale[None, :]) / 2
+            dist_l = dist.tolist()
+        else:
+            sqrt = math.sqrt
+            dist_l = []
+            if calibrated:
+                everywhere = ground.tolist()
+                xy = [everywhere[i] for i in rows]
+                for i in range(n):
+                    xi, yi = xy[i]
+                    row = [0.0] * (i + 1)
+                    for j in range(i + 1, n):
+                        dx = xi - xy[j][0]
+                        dy = yi - xy[j][1]
+                        row.append(sqrt(dx * dx + dy * dy))
+                    dist_l.append(row)
+            else:
+                anchor = tracks.anchor.tolist()  # float32 -> float, exactly as astype(float64)
+                mpp = view.metres_per_px().tolist()
+                xy = [anchor[i] for i in rows]
+                scale = [mpp[i] for i in rows]
+                for i in range(n):
+                    xi, yi = xy[i]
+                    si = scale[i]
+                    row = [0.0] * (i + 1)
+                    for j in range(i + 1, n):
+                        dx = xi - xy[j][0]
+                        dy = yi - xy[j][1]
+                        row.append(sqrt(dx * dx + dy * dy) * (si + scale[j]) / 2)
+                    dist_l.append(row)
+        class_id = tracks.class_id.tolist()
+        return _Frame(tracks, rows, [track_id[i] for i in rows], [class_id[i] for i in rows],
+                      [speed[i] for i in rows], dist_l, calibrated, anchor)
 
-    def _frame(self, tracks: Tracks, mask: np.ndarray, context: RuleContext) -> _Frame:
-        """The eligible people (``mask`` and slow enough), sorted by track id, with their distances."""
-        speed = scene.ground_speed(tracks, context)
-        rows = np.flatnonzero(mask & (speed <= self.config.max_speed_mps))
-        rows = rows[np.argsort(tracks.track_id[rows], kind="stable")]
-        sel = tracks[rows]
-        return _Frame(sel.track_id, sel.class_id, sel.anchor.astype(np.float64), speed[rows],
-                      scene.pairwise_distance_m(sel, context), context.geometry.calibration is not None)
-
-    def _clusters(self, frame: _Frame) -> list[np.ndarray]:
-        """Row indices (ascending) of each cluster of at least ``end_threshold`` people, by first row."""
-        if len(frame.track_id) < self.config.end_threshold:
+    def _clusters(self, frame: _Frame) -> list[list[int]]:
+        """Indices into ``frame`` (ascending) of each cluster of at least ``end_threshold`` people, ordered by
+        their first index: connected components of "distance <= radius_m" (single linkage)."""
+        n = len(frame.track_id)
+        need = self._end_threshold
+        if n < need:
             return []
-        labels = connected_components(frame.dist <= self.config.radius_m)
-        counts = np.bincount(labels, minlength=len(labels))
-        return [np.flatnonzero(labels == root) for root in np.flatnonzero(counts >= self.config.end_threshold)]
+        radius = self.config.radius_m
+        dist = frame.dist
+        adjacent: list[list[int]] = [[] for _ in range(n)]
+        for i in range(n):
+            row, near_i = dist[i], adjacent[i]
+            for j in range(i + 1, n):
+                if row[j] <= radius:
+                    near_i.append(j)
+                    adjacent[j].append(i)
+        seen = [False] * n
+        clusters = []
+        for i in range(n):
+            if seen[i]:
+                continue
+            seen[i] = True
+            component, todo = [i], [i]
+            while todo:
+                for v in adjacent[todo.pop()]:
+                    if not seen[v]:
+                        seen[v] = True
+                        component.append(v)
+                        todo.append(v)
+            if len(component) >= need:
+                component.sort()
+                clusters.append(component)
+        return clusters
 
     def step(self, tracks: Tracks, state: GatheringState, now: float, *,
              context: RuleContext) -> tuple[GatheringState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`. Events: closed, then by group key."""
-        mask = self._candidates_mask(tracks, context)
+        cfg = self.config
+        need = self._end_threshold
         idle = not (state.groups or state.timers or state.lifecycle.episodes)
-        if idle and np.count_nonzero(mask) < self.config.end_threshold:
+        if idle and len(tracks) < need:
             return state, []
-        frame = self._frame(tracks, mask, context)
+        view = frame_view(tracks, context)
+        # plain Python over the frame's few rows: cheaper than a chain of numpy calls at that size
+        wanted = self._wanted
+        present, classes = view.present().tolist(), tracks.class_id.tolist()
+        if cfg.zone is None:
+            rows = [i for i, (p, c) in enumerate(zip(present, classes)) if p and c in wanted]
+        else:
+            rows = [i for i, (p, z, c) in enumerate(zip(present, view.in_zone(cfg.zone).tolist(), classes))
+                    if p and z and c in wanted]
+        if idle and len(rows) < need:
+            return state, []
+        speed = view.ground_speed().tolist()
+        limit = cfg.max_speed_mps
+        rows = [i for i in rows if speed[i] <= limit]
+        if len(rows) < need:  # no cluster this frame
+            if idle:
+                return state, []
+            return self._without_clusters(state, now, context)
+        frame = self._frame(tracks, rows, speed, view)
         clusters = self._clusters(frame)
-        members = [tuple(frame.track_id[rows].tolist()) for rows in clusters]
+        if not clusters:
+            if idle:
+                return state, []
+            return self._without_clusters(state, now, context)
+        ids = frame.track_id
+        members = [tuple([ids[k] for k in comp]) for comp in clusters]
         keys, next_group = match_groups(members, state.groups, state.next_group)
         groups = self._remember(state.groups, keys, members, now)
-        holding = [k for k, m in zip(keys, members) if len(m) >= self.config.min_people]
-        timers = update_timers(state.timers, holding, now, grace=self.config.grace)
+        holding = [k for k, m in zip(keys, members) if len(m) >= cfg.min_people]
+        timers = update_timers(state.timers, holding, now, grace=cfg.grace)
         max_size = {g.key: g.max_size for g in groups}
         candidates = []
-        for key, rows, ids in zip(keys, clusters, members):
-            episode = state.lifecycle.episodes.get(key)
-            if episode is None and len(rows) < self.config.min_people:
+        episodes = state.lifecycle.episodes
+        for key, comp, m in zip(keys, clusters, members):
+            episode = episodes.get(key)
+            if episode is None and len(m) < cfg.min_people:
                 continue
             since = episode.start if episode is not None else timers[key][0]
-            candidates.append(self._candidate(key, since, rows, ids, frame, max_size[key], now, context))
+            candidates.append(self._candidate(key, since, comp, m, frame, max_size[key], now, context))
         lifecycle, events = self._lifecycle.advance(state.lifecycle, candidates, now, context=context)
         return GatheringState(groups, timers, lifecycle, next_group), events
 
-    def _remember(self, old: tuple[GroupMemory, ...], keys: list[int], members: list[tuple[int, ...]],
+    def _without_clusters(self, state: GatheringState, now: float,
+                          context: RuleContext) -> tuple[GatheringState, list[Event]]:
+        """A frame without clusters: groups and timers age, open events may close."""
+        groups = self._remember(state.groups, [], [], now)
+        timers = update_timers(state.timers, (), now, grace=self.config.grace)
+        lifecycle, events = self._lifecycle.advance(state.lifecycle, (), now, context=context)
+        if (groups is state.groups and lifecycle is state.lifecycle and len(timers) == len(state.timers)):
+            return state, events  # nothing expired: the same state (timers without true keys only drop)
+        return GatheringState(groups, timers, lifecycle, state.next_group), events
+
+    def _remember(self, old: tuple[GroupMemory, ...], keys: Sequence[int], members: Sequence[tuple[int, ...]],
                   now: float) -> tuple[GroupMemory, ...]:
         """Matched groups with their new members; unmatched ones kept for ``max(grace, end_grace)``."""
+        if not keys:
+            kept = tuple(g for g in old if now - g.last_seen <= self._retention)
+            return old if len(kept) == len(old) else kept
         previous = {g.key: g for g in old}
         out = {k: GroupMemory(k, m, float(now), max(len(m), previous[k].max_size if k in previous else 0))
                for k, m in zip(keys, members)}
@@ -303,28 +427,44 @@ class GatheringRule:
                 out[g.key] = g
         return tuple(out[k] for k in sorted(out))
 
-    def _candidate(self, key: int, since: float, rows: np.ndarray, ids: tuple[int, ...], frame: _Frame,
+    def _candidate(self, key: int, since: float, comp: list[int], ids: tuple[int, ...], frame: _Frame,
                    max_size: int, now: float, context: RuleContext) -> Candidate:
-        """The lifecycle candidate of one cluster, with its evidence and score."""
+        """The lifecycle candidate of one cluster (``comp``: indices into ``frame``), with evidence and score."""
         cfg = self.config
         size = len(ids)
         held = max(now - since, 0.0)
         score = (0.5 * (1.0 - math.exp(-size / cfg.min_people))
                  + 0.5 * (1.0 - math.exp(-held / max(cfg.min_duration, 1.0))))
-        cx, cy = frame.anchor[rows].mean(axis=0).tolist()
+        everywhere, rows = frame.anchor(), frame.rows
+        anchor = [everywhere[rows[k]] for k in comp]
+        speeds = [frame.speed[k] for k in comp]
+        if size < _NUMPY_MEAN_FROM:  # numpy's own order of summation for so few values: one after the other
+            cx, cy = anchor[0]
+            for x, y in anchor[1:]:
+                cx += x
+                cy += y
+            cx, cy = cx / size, cy / size
+            mean_speed = speeds[0]
+            for v in speeds[1:]:
+                mean_speed += v
+            mean_speed /= size
+        else:
+            cx, cy = np.asarray(anchor, dtype=np.float64).mean(axis=0).tolist()
+            mean_speed = float(np.asarray(speeds, dtype=np.float64).mean())
+        dist = frame.dist
+        diameter = max(dist[i][j] for n, i in enumerate(comp) for j in comp[n + 1:])
         evidence: dict[str, Any] = {
             "size": size,
             "max_size": int(max_size),
             "centroid_px": [round(cx, 1), round(cy, 1)],
             "centroid_norm": [round(cx / context.frame_size[0], 4), round(cy / context.frame_size[1], 4)],
-            "diameter_m": round(float(frame.dist[np.ix_(rows, rows)].max()), 3),
-            "mean_speed_mps": round(float(frame.speed[rows].mean()), 3),
+            "diameter_m": round(float(diameter), 3),
+            "mean_speed_mps": round(mean_speed, 3),
             "unit": "m" if frame.calibrated else _FALLBACK_UNIT,
-            "thresholds": {"min_people": cfg.min_people, "end_min_people": cfg.end_threshold,
-                           "radius_m": cfg.radius_m, "max_speed_mps": cfg.max_speed_mps,
-                           "min_duration": cfg.min_duration},
+            "thresholds": dict(self._thresholds),
         }
-        lut = len(self._class_names) - 1
-        classes = tuple(self._class_names[min(max(c, 0), lut)] for c in frame.class_id[rows].tolist())
+        names, last = self._class_names, len(self._class_names) - 1
+        class_id = frame.class_id
+        classes = tuple([names[min(max(class_id[k], 0), last)] for k in comp])
         return Candidate(key=key, since=float(since), members=ids, classes=classes,
                          score=min(max(score, 0.0), 1.0), evidence=evidence, zone_id=cfg.zone)

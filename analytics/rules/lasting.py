@@ -20,7 +20,7 @@ Everything here is pure: states are immutable, ``now`` is the frame's timestamp.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.rules.base import Event, RuleContext, event_id
@@ -165,11 +165,12 @@ class Lifecycle:
                 events.append(self._event(ep, "open", now, context))
                 continue
             better = cand.score > ep.best_score
-            ep = replace(ep, candidate=cand, last_true=now, best_score=cand.score if better else ep.best_score,
-                         best_seq=context.seq if better else ep.best_seq)
             changed = self.update_on_members and cand.members != ep.emitted_members
-            if changed or now - ep.last_emit >= self.update_every:
-                ep = replace(ep, last_emit=now, emitted_members=cand.members)
+            emit = changed or now - ep.last_emit >= self.update_every
+            ep = Episode(ep.event_id, cand, ep.start, now, now if emit else ep.last_emit,
+                         cand.members if emit else ep.emitted_members,
+                         cand.score if better else ep.best_score, context.seq if better else ep.best_seq)
+            if emit:
                 events.append(self._event(ep, "updated", now, context))
             episodes[key] = ep
         return LifecycleState(episodes, counter), closed + events

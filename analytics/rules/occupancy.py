@@ -44,10 +44,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from analytics.geometry import GroundCalibration, SceneGeometry, Zone, dlt_homography
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.rules.loitering import class_lut, saturating, zone_rows
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 #: The single key of the rule's condition.
 _KEY = 0
@@ -55,6 +54,11 @@ _KEY = 0
 _HORIZON_TOL = 1e-6
 
 Point = tuple[float, float]
+
+
+def saturating(ratio: float) -> float:
+    """``1 - 0.5 ** ratio`` clipped to [0, 1]: 0.5 at ratio 1, 0.75 at 2, towards 1."""
+    return min(max(1.0 - 0.5 ** max(ratio, 0.0), 0.0), 1.0)
 
 
 @lru_cache(maxsize=64)
@@ -150,14 +154,23 @@ class OccupancyState:
 
 
 class OccupancyRule:
-    """Pure occupancy rule; see the module docstring for the semantics."""
+    """Pure occupancy rule; see the module docstring for the semantics.
+
+    Speed: zone membership comes from the frame's shared :class:`~analytics.rules.view.FrameView`, and the
+    frame's few rows are selected in plain Python; a frame that can change nothing (nobody counted, or a
+    count under the threshold, while nothing runs) returns the same state at once.
+    """
 
     def __init__(self, config: OccupancyConfig) -> None:
         self.config = config
-        self._lut = class_lut(config.classes)
+        self._wanted = frozenset(class_ids_from_names(config.classes))
         self._life = Lifecycle("occupancy", config.id, config.min_duration, config.end_grace,
                                update_on_members=False)
         self._threshold = config.max_density if config.per_m2 else float(config.max_count)
+        self._end_threshold = round(config.end_ratio * self._threshold, 3)
+        self._zone_label = config.zone if config.zone is not None else "frame"
+        self._measure = "density" if config.per_m2 else "count"
+        self._area_of: tuple[object, float | None] | None = None  # (geometry, its zone area): the last asked
 
     @property
     def id(self) -> str:
@@ -168,28 +181,40 @@ class OccupancyRule:
 
     def _area(self, context: RuleContext) -> float | None:
         """The zone's ground area, m²; None without a zone, a calibration, or with a zone above the horizon."""
-        cal = context.geometry.calibration
+        geometry = context.geometry
+        cached = self._area_of
+        if cached is not None and cached[0] is geometry:
+            return cached[1]
+        cal = geometry.calibration
         if self.config.zone is None or cal is None:
-            return None
-        return _ground_area(context.geometry.zone(self.config.zone).polygon, cal.image_points, cal.ground_points)
+            area = None
+        else:
+            area = _ground_area(geometry.zone(self.config.zone).polygon, cal.image_points, cal.ground_points)
+        self._area_of = (geometry, area)  # a pure function of the (immutable) geometry
+        return area
 
     def step(self, tracks: Tracks, state: OccupancyState, now: float, *,
              context: RuleContext) -> tuple[OccupancyState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        rows = zone_rows(tracks, self._lut, self.config.zone, context)
-        count = len(rows)
+        cfg = self.config
         active = bool(state.timers) or bool(state.life.episodes)
+        if not active and not len(tracks):
+            return state, []
+        rows = self._rows(tracks, context)
+        count = len(rows)
         if count == 0 and not active:
             return state, []
         area = self._area(context)
-        if self.config.per_m2 and area is None:
+        if cfg.per_m2 and area is None:
             raise ValueError(f"rule {self.id!r}: per_m2 needs a zone below the horizon and a ground calibration "
                              "(see OccupancyConfig.check_geometry)")
-        measure = count / area if self.config.per_m2 else float(count)
+        measure = count / area if cfg.per_m2 else float(count)
         above = measure > self._threshold
-        timers = update_timers(state.timers, [_KEY] if above else [], now, grace=self.config.grace)
+        if not active and not above:  # nothing runs and nothing starts: the state stays as it is
+            return state, []
+        timers = update_timers(state.timers, [_KEY] if above else [], now, grace=cfg.grace)
         is_open = _KEY in state.life.episodes
-        holds = measure >= self.config.end_ratio * self._threshold if is_open else above
+        holds = measure >= cfg.end_ratio * self._threshold if is_open else above
         peak = max(state.peak_count if active else 0, count)
         candidates = []
         if holds:
@@ -200,22 +225,37 @@ class OccupancyRule:
         still = bool(timers) or bool(life.episodes)
         return OccupancyState(timers, peak if still else 0, life), events
 
-    def _candidate(self, tracks: Tracks, rows: np.ndarray, since: float, measure: float, peak: int,
+    def _rows(self, tracks: Tracks, context: RuleContext) -> list[int]:
+        """Rows of the present tracks of ``classes`` whose ground anchor is in the zone (anywhere without one).
+
+        Plain Python over the frame's few rows: cheaper than a chain of numpy calls at that size.
+        """
+        view = frame_view(tracks, context)
+        wanted = self._wanted
+        present = view.present().tolist()
+        classes = tracks.class_id.tolist()
+        if self.config.zone is None:
+            return [i for i, (p, c) in enumerate(zip(present, classes)) if p and c in wanted]
+        inside = view.in_zone(self.config.zone).tolist()
+        return [i for i, (p, z, c) in enumerate(zip(present, inside, classes)) if p and z and c in wanted]
+
+    def _candidate(self, tracks: Tracks, rows: list[int], since: float, measure: float, peak: int,
                    area: float | None) -> Candidate:
         """The condition at this frame: members are the tracks in the zone (``rows`` of ``tracks``)."""
         cfg = self.config
-        order = rows[np.argsort(tracks.track_id[rows], kind="stable")]
-        ids = tracks.track_id[order].tolist()
-        classes = tuple(CLASS_NAMES.get(c, str(c)) for c in tracks.class_id[order].tolist())
+        track_id, class_id = tracks.track_id.tolist(), tracks.class_id.tolist()
+        rows = sorted(rows, key=track_id.__getitem__)  # stable, like the argsort it replaces
+        ids = tuple([track_id[i] for i in rows])
+        classes = tuple([CLASS_NAMES.get(class_id[i], str(class_id[i])) for i in rows])
+        n = len(ids)
         evidence: dict[str, Any] = {
-            "count": len(ids), "peak_count": peak, "measure": "density" if cfg.per_m2 else "count",
-            "threshold": self._threshold, "end_threshold": round(cfg.end_ratio * self._threshold, 3),
-            "zone": cfg.zone if cfg.zone is not None else "frame",
+            "count": n, "peak_count": peak, "measure": self._measure,
+            "threshold": self._threshold, "end_threshold": self._end_threshold, "zone": self._zone_label,
         }
         if area is not None:
-            evidence.update(zone_area_m2=round(area, 3), density=round(len(ids) / area, 4),
+            evidence.update(zone_area_m2=round(area, 3), density=round(n / area, 4),
                             peak_density=round(peak / area, 4))
-        return Candidate(key=_KEY, since=since, members=tuple(ids), classes=classes,
+        return Candidate(key=_KEY, since=since, members=ids, classes=classes,
                          score=saturating(measure / self._threshold), evidence=evidence, zone_id=cfg.zone)
 
     def close(self, state: OccupancyState, now: float, *, context: RuleContext) -> list[Event]:

@@ -48,6 +48,10 @@ def class_lut(class_ids: tuple[int, ...] | list[int]) -> np.ndarray:
 # -- element-wise measurements (one value per track row) --------------------------------------------------
 
 
+def _anchor(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
+    return t.anchor
+
+
 def _present(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
     return t.state != TrackState.TENTATIVE
 
@@ -180,8 +184,8 @@ class FrameView:
 
     @property
     def anchor(self) -> np.ndarray:
-        """(N, 2) float32 ground anchors, pixels."""
-        return self.tracks.anchor
+        """(N, 2) float32 ground anchors, pixels (a slice of the whole log's in a replay)."""
+        return self._get(("anchor", ""), _anchor)
 
     def present(self) -> np.ndarray:
         """(N,) bool: confirmed or briefly lost tracks (not tentative): the tracks rules use."""

@@ -213,3 +213,14 @@ def test_config_needs_a_zone_and_geometry_check_names_known_zones():
     CONFIG.check_geometry(GEOMETRY)
     with pytest.raises(ValueError, match="'road' is not a zone.*lane"):
         CONFIG.model_copy(update={"zone": "road"}).check_geometry(GEOMETRY)
+
+
+def test_mean_is_numpys_mean_exactly():
+    """The evidence means are taken in plain Python for a few values: the very float np.mean gives."""
+    from analytics.rules.congestion import _mean
+
+    rng = np.random.default_rng(5)
+    for n in range(1, 20):
+        for _ in range(200):
+            values = (rng.normal(0, 1, n) * 10.0 ** rng.integers(-3, 3, n)).tolist()
+            assert _mean(values) == float(np.mean(np.asarray(values)))

@@ -487,3 +487,39 @@ def test_config_defaults_and_end_threshold():
     assert CONFIG.model_copy(update={"min_people": 8}).end_threshold == 7
     assert GatheringConfig(kind="gathering", id="g", min_people=2).end_threshold == 2
     assert GatheringConfig(kind="gathering", id="g", min_people=5, end_min_people=5).end_threshold == 5
+
+
+@pytest.mark.parametrize("geometry", [GEOMETRY, CALIBRATED], ids=["fallback", "calibrated"])
+def test_large_crowds_take_the_numpy_path_with_the_same_results(monkeypatch, geometry):
+    """Distances of many people are computed with numpy, of few in plain Python: the events are identical."""
+    import analytics.rules.gathering as gathering
+
+    rng = np.random.default_rng(7)
+    ids = np.arange(24) + 1
+    home = np.concatenate([_disc(rng, 12, 1.5), _disc(rng, 12, 1.5) + [8.0, 0.0]])  # two crowds of 12
+    scale = CAL_MPP if geometry is CALIBRATED else MPP
+    frames = [_tracks(ids, home + rng.uniform(-0.05, 0.05, home.shape), rng.normal(0, 0.05, home.shape),
+                      scale=scale, box_h=100 + rng.uniform(-2, 2, len(ids)))
+              for _ in range(_frames(CONFIG.min_duration + 3))] + [EMPTY] * _frames(CONFIG.end_grace + 1)
+    assert gathering._NUMPY_PAIRS_FROM <= len(ids)
+    _, with_numpy = _run(frames, geometry=geometry)
+    monkeypatch.setattr(gathering, "_NUMPY_PAIRS_FROM", 10**6)
+    _, in_python = _run(frames, geometry=geometry)
+    assert with_numpy == in_python
+    assert sorted({e.evidence["size"] for e in with_numpy}) == [12]
+    assert len({e.id for e in with_numpy}) == 2
+
+
+def test_small_groups_average_in_python_as_numpy_does(monkeypatch):
+    """Centroid and mean speed of a small group are summed in plain Python in numpy's order: same floats."""
+    import analytics.rules.gathering as gathering
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for n in range(3, 9):
+        home = _disc(rng, n, 0.8)
+        frames += [_jittered(rng, np.arange(n) + 10 * n, home) for _ in range(_frames(CONFIG.min_duration + 2))]
+    _, in_python = _run(frames)
+    monkeypatch.setattr(gathering, "_NUMPY_MEAN_FROM", 0)
+    _, with_numpy = _run(frames)
+    assert in_python == with_numpy and len(in_python) > 6

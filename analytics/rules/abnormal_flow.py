@@ -50,26 +50,29 @@ Events
     bucket"``, ``"pooled"``, ``"fixed threshold"``) and windows behind it, counts and expected counts per
     class, counts per direction (lines).
 
-Cost: between window boundaries a frame costs the counting only (a line-count step, or a point-in-polygon
-test on the confirmed tracks); the score is computed once per hop.
+Cost: between window boundaries a frame costs the counting only (a line-count step, or a lookup of the
+confirmed tracks' zone membership in the frame's shared view and a few dict updates); the score is computed
+once per hop.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from analytics.baseline import Baseline, BucketStats, bucket_label, bucket_of
-from analytics.geometry import Zone
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
+from analytics.geometry import SceneGeometry
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
 from analytics.rules.line_count import LineCountConfig, LineCountRule
+from analytics.rules.view import FrameView
 from analytics.types import CLASS_IDS, TrackState, Tracks, check_class_names, class_ids_from_names
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ _MEAN_FLOOR = 0.1  # counts per window: expected counts below this are taken as 
 _OVERDISPERSED = 1.001  # variance / mean above which the negative binomial is used
 _MAX_TERMS = 2_000  # terms of an upper-tail sum before the geometric remainder is added
 _DIRECTIONS = {1: "positive", -1: "negative"}
+_CONFIRMED = int(TrackState.CONFIRMED)
 
 
 class AbnormalFlowConfig(RuleConfigBase):
@@ -167,70 +171,93 @@ class WindowCount:
         return {"total": self.total, **dict(self.by_class)}
 
 
-@dataclass(frozen=True, eq=False)
-class ZoneEntryState:
-    """Per-track memory of zone entries (arrays never written after creation).
+class ZoneEntryState(NamedTuple):
+    """Per-track memory of zone entries (immutable: ``memory`` is never written after creation).
 
     Attributes:
-        track_id: (K,) int64, ascending.
-        inside: (K,) bool, the anchor was inside the zone on the track's last confirmed frame.
-        last_seen: (K,) float64 seconds, last confirmed frame.
+        memory: track id -> ``(inside, last_seen)``: the anchor was inside the zone on the track's last
+            confirmed frame; the time of that frame, seconds.
+        oldest: seconds, at most the oldest ``last_seen`` in ``memory`` (inf when empty): tracks to forget
+            are looked for only once ``now - oldest`` exceeds ``forget_after``.
+
+    The properties ``track_id``, ``inside`` and ``last_seen`` give the memory as arrays sorted by track id.
     """
 
-    track_id: np.ndarray
-    inside: np.ndarray
-    last_seen: np.ndarray
+    memory: Mapping[int, tuple[bool, float]] = {}  # noqa: RUF012 -- never written (a new dict each frame)
+    oldest: float = math.inf
 
     @classmethod
     def empty(cls) -> ZoneEntryState:
-        return cls(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0))
+        return cls({})
+
+    @property
+    def track_id(self) -> np.ndarray:
+        """(K,) int64, ascending."""
+        return np.array(sorted(self.memory), np.int64)
+
+    @property
+    def inside(self) -> np.ndarray:
+        """(K,) bool, the anchor was inside the zone on the track's last confirmed frame."""
+        return np.array([self.memory[t][0] for t in sorted(self.memory)], bool)
+
+    @property
+    def last_seen(self) -> np.ndarray:
+        """(K,) float64 seconds, last confirmed frame."""
+        return np.array([self.memory[t][1] for t in sorted(self.memory)], np.float64)
 
 
-def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``ids`` in ``sorted_ids`` (ascending): (index (N,) int, found (N,) bool)."""
-    if len(sorted_ids) == 0:
-        return np.zeros(len(ids), np.intp), np.zeros(len(ids), bool)
-    idx = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return idx, sorted_ids[idx] == ids
-
-
-def zone_entries(tracks: Tracks, state: ZoneEntryState, now: float, *, zone: Zone, frame_size: tuple[int, int],
-                 class_mask: np.ndarray, forget_after: float) -> tuple[ZoneEntryState, np.ndarray]:
+def zone_entries(tracks: Tracks, state: ZoneEntryState, now: float, *, view: FrameView, zone_id: str,
+                 class_ids: frozenset[int], forget_after: float) -> tuple[ZoneEntryState, list[int]]:
     """One frame of zone-entry counting (see the module docstring).
 
     Args:
-        class_mask: (C,) bool indexed by class id, True for the counted classes.
+        view: the frame's measurements (zone membership of the anchors: :meth:`FrameView.in_zone`).
+        zone_id: the zone.
+        class_ids: the counted class ids.
 
     Returns:
-        The new state and the class ids (int16) of the tracks entering at this frame, ordered by track id.
+        The new state (``state`` itself when nothing changed) and the class ids of the tracks entering at
+        this frame, ordered by track id.
     """
-    cls = tracks.class_id
-    keep = (tracks.state == TrackState.CONFIRMED) & (cls >= 0) & (cls < len(class_mask))
-    keep[keep] = class_mask[cls[keep]]
-    fresh = now - state.last_seen <= forget_after
-    if not keep.any():
-        if fresh.all():
-            return state, np.zeros(0, np.int16)
-        return ZoneEntryState(state.track_id[fresh], state.inside[fresh], state.last_seen[fresh]), np.zeros(0, np.int16)
-    ids = tracks.track_id[keep]
-    order = np.argsort(ids, kind="stable")
-    ids, cls = ids[order], cls[keep][order]
-    inside = zone.contains(tracks.anchor[keep][order], frame_size)
-    idx, known = _lookup(state.track_id, ids)
-    was_inside = known & state.inside[idx] if len(state.track_id) else known
-    entered = inside & ~was_inside
-    _, seen_now = _lookup(ids, state.track_id)
-    old = fresh & ~seen_now
-    all_ids = np.concatenate([ids, state.track_id[old]])
-    merged = np.argsort(all_ids, kind="stable")
-    new_state = ZoneEntryState(all_ids[merged], np.concatenate([inside, state.inside[old]])[merged],
-                               np.concatenate([np.full(len(ids), float(now)), state.last_seen[old]])[merged])
-    return new_state, cls[entered]
+    now = float(now)
+    confirmed = _CONFIRMED
+    cls = tracks.class_id.tolist()
+    rows = [i for i, (c, s) in enumerate(zip(cls, tracks.state.tolist())) if s == confirmed and c in class_ids]
+    memory = state.memory
+    if not rows:
+        if now - state.oldest <= forget_after:
+            return state, []
+        return ZoneEntryState(*_forget(dict(memory), now, forget_after)), []
+    ids, inside = tracks.track_id.tolist(), view.in_zone(zone_id).tolist()
+    mem = dict(memory)
+    entered = []
+    for i in rows:
+        tid, now_inside = ids[i], inside[i]
+        if now_inside and not memory.get(tid, _OUTSIDE)[0]:
+            entered.append((tid, cls[i]))
+        mem[tid] = (now_inside, now)
+    oldest = state.oldest if state.oldest < now else now
+    if now - oldest > forget_after:
+        mem, oldest = _forget(mem, now, forget_after)
+    if len(entered) > 1:
+        entered.sort()
+    return ZoneEntryState(mem, oldest), [c for _, c in entered]
 
 
-@dataclass(frozen=True, eq=False)
-class FlowState:
-    """State of :class:`FlowCounter` (immutable).
+_OUTSIDE = (False, -math.inf)
+
+
+def _forget(memory: dict[int, tuple[bool, float]], now: float,
+            forget_after: float) -> tuple[dict[int, tuple[bool, float]], float]:
+    """``memory`` (a fresh dict, changed in place) without the tracks unseen for more than ``forget_after``
+    seconds, and the oldest ``last_seen`` left (inf when empty)."""
+    for tid in [t for t, m in memory.items() if not now - m[1] <= forget_after]:
+        del memory[tid]
+    return memory, min((m[1] for m in memory.values()), default=math.inf)
+
+
+class FlowState(NamedTuple):
+    """State of :class:`FlowCounter` (immutable; a named tuple, cheaper to build each frame).
 
     Attributes:
         counter: the line-count state (lines) or :class:`ZoneEntryState` (zones).
@@ -259,8 +286,8 @@ class FlowCounter:
         self._class_ids = np.asarray(class_ids_from_names(config.classes), dtype=np.int16)
         self._index = {name: i for i, name in enumerate(config.classes)}
         self._index_by_id = {int(cid): i for i, cid in enumerate(self._class_ids)}
-        self._class_mask = np.zeros(int(self._class_ids.max()) + 1, bool)
-        self._class_mask[self._class_ids] = True
+        self._class_set = frozenset(self._index_by_id)
+        self._checked: SceneGeometry | None = None  # the last scene whose zone was looked up
         self._line_rule = None
         if config.line is not None:
             self._line_rule = LineCountRule(LineCountConfig(
@@ -275,12 +302,19 @@ class FlowCounter:
         """The counting step: new counter state and the tracks counted at this frame."""
         if self._line_rule is not None:
             counter, crossings = self._line_rule.step(tracks, counter, now, context=context)
+            if not crossings:
+                return counter, ()
             return counter, tuple((now, self._index[e.evidence["class"]], int(e.evidence["direction"]))
                                   for e in crossings)
-        counter, cls = zone_entries(tracks, counter, now, zone=context.geometry.zone(str(self.config.zone)),
-                                    frame_size=context.frame_size, class_mask=self._class_mask,
-                                    forget_after=self.config.forget_after)
-        return counter, tuple((now, self._index_by_id[c], 0) for c in cls.tolist())
+        zone_id = str(self.config.zone)
+        if context.geometry is not self._checked:
+            context.geometry.zone(zone_id)  # KeyError naming the known zones
+            self._checked = context.geometry
+        counter, cls = zone_entries(tracks, counter, now, view=frame_view(tracks, context), zone_id=zone_id,
+                                    class_ids=self._class_set, forget_after=self.config.forget_after)
+        if not cls:
+            return counter, ()
+        return counter, tuple((now, self._index_by_id[c], 0) for c in cls)
 
     def step(self, tracks: Tracks, state: FlowState, now: float, *,
              context: RuleContext) -> tuple[FlowState, WindowCount | None]:
@@ -453,9 +487,8 @@ def assess_fixed(observed: int, *, max_count: int | None, min_count: int | None)
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class AbnormalFlowState:
-    """The counting state and the open events."""
+class AbnormalFlowState(NamedTuple):
+    """The counting state and the open events (immutable)."""
 
     flow: FlowState
     life: LifecycleState = LifecycleState()

@@ -40,8 +40,11 @@ Size = tuple[int, int]
 def class_lut(class_ids: tuple[int, ...] | list[int]) -> np.ndarray:
     """(256,) bool table, True at the given COCO ids: ``lut[tracks.class_id]`` selects those classes (much
     cheaper than ``np.isin`` per frame)."""
-    lut = np.zeros(LUT_SIZE, bool)
-    lut[list(class_ids)] = True
+    ids = list(class_ids)
+    if any(not 0 <= i < LUT_SIZE - 1 for i in ids):
+        raise ValueError(f"class ids must be in [0, {LUT_SIZE - 2}], got {ids}")
+    lut = np.zeros(LUT_SIZE, bool)  # the last entry stays False: out-of-range ids are clipped onto it
+    lut[ids] = True
     return lut
 
 
@@ -62,7 +65,7 @@ def _confirmed(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
 
 def _mpp(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
     heights = np.maximum(t.xyxy[:, 3].astype(np.float64) - t.xyxy[:, 1], 1.0)
-    return _HEIGHT_BY_ID[t.class_id.astype(np.intp) & (LUT_SIZE - 1)] / heights
+    return _HEIGHT_BY_ID[np.clip(t.class_id, 0, LUT_SIZE - 1)] / heights
 
 
 def _ground(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray | None:
@@ -109,7 +112,7 @@ def _line_fn(line_id: str) -> Callable:
         line = g.line(line_id)
         ax, ay = line.a[0] * size[0], line.a[1] * size[1]
         bx, by = line.b[0] * size[0], line.b[1] * size[1]
-        length = float(np.hypot(bx - ax, by - ay))
+        length = float(np.linalg.norm(np.array([bx - ax, by - ay])))  # as geometry.signed_distance
         anchor = t.anchor.astype(np.float64)
         return ((bx - ax) * (anchor[:, 1] - ay) - (by - ay) * (anchor[:, 0] - ax)) / length
     return distance
@@ -197,7 +200,7 @@ class FrameView:
 
     def of_classes(self, lut: np.ndarray) -> np.ndarray:
         """(N,) bool: present tracks whose class is set in ``lut`` (see :func:`class_lut`)."""
-        return self.present() & lut[self.tracks.class_id.astype(np.intp) & (LUT_SIZE - 1)]
+        return self.present() & lut[np.clip(self.tracks.class_id, 0, LUT_SIZE - 1)]
 
     def in_zone(self, zone_id: str) -> np.ndarray:
         """(N,) bool: ground anchor inside the zone."""

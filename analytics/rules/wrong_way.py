@@ -61,22 +61,25 @@ Score, saturating in the displacement beyond the threshold::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+import math
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from analytics.geometry import SceneGeometry, apply_homography
-from analytics.rules.base import Event, RuleConfigBase, RuleContext
+from analytics.geometry import SceneGeometry, Zone
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
-from analytics.rules.scene import ground_speed, metres_per_px, present
+from analytics.rules.view import FrameView
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
 
 #: Pixels along the allowed direction used to map it to the ground at a track's anchor.
 _DIRECTION_STEP_PX = 8.0
 #: Metres per second above which a displacement between two observations is an identity switch.
 _MAX_SPEED_MPS = 60.0
+_TENTATIVE, _CONFIRMED = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED)
+_RAD_TO_DEG = 180.0 / math.pi  # the factor of np.degrees
 
 
 class WrongWayConfig(RuleConfigBase):
@@ -126,162 +129,158 @@ class WrongWayConfig(RuleConfigBase):
                              "(the lane's direction of travel on screen, e.g. [0, 1] for downwards)")
 
 
-@dataclass(frozen=True, eq=False)
-class Runs:
-    """Per-track runs of one wrong-way rule, rows sorted by track id (arrays never written after creation).
+#: A track's run: (last x, last y, last_seen, origin_at, along, across, furthest, furthest_at, with_since,
+#: reported, at); see :class:`Runs`. ``at``: ``(scene, frame size, X, Y)``, the last anchor on the ground
+#: (calibrated scenes; None without), reused as the start of the next move while scene and size are the same.
+_Run = tuple[float, float, float, float, float, float, float, float, float, bool, Any]
+
+
+class Runs(NamedTuple):
+    """Per-track runs of one wrong-way rule (immutable: ``by_id`` is never written after creation).
 
     Attributes:
-        track_id: (K,) int64, ascending.
-        last_px: (K, 2) float64, anchor at the last observation, pixels.
-        last_seen: (K,) float64, seconds, last observation in the zone.
-        origin_at: (K,) float64, seconds, when the track was at the run's origin.
-        along: (K,) float64, metres along the allowed direction from the origin (<= 0: behind it).
-        across: (K,) float64, metres across the direction from the origin (signed).
-        furthest: (K,) float64, the most negative ``along`` of the run, metres.
-        furthest_at: (K,) float64, seconds, when ``furthest`` was reached.
-        with_since: (K,) float64, seconds, start of the current streak of moves with the direction; NaN
-            when the last move was not with it.
-        reported: (K,) bool, the track has had an event.
+        by_id: track id -> :data:`_Run`, the fields below for that track.
+        oldest: seconds, at most the oldest ``last_seen`` in ``by_id`` (inf when empty): tracks to forget
+            are looked for only once ``now - oldest`` exceeds ``forget_after``.
+
+    Each field is also given as an array over the tracks sorted by id (the properties named in
+    :attr:`COLUMNS`):
+
+    * ``track_id``: (K,) int64, ascending.
+    * ``last_px``: (K, 2) float64, anchor at the last observation, pixels.
+    * ``last_seen``: (K,) float64, seconds, last observation in the zone.
+    * ``origin_at``: (K,) float64, seconds, when the track was at the run's origin.
+    * ``along``: (K,) float64, metres along the allowed direction from the origin (<= 0: behind it).
+    * ``across``: (K,) float64, metres across the direction from the origin (signed).
+    * ``furthest``: (K,) float64, the most negative ``along`` of the run, metres.
+    * ``furthest_at``: (K,) float64, seconds, when ``furthest`` was reached.
+    * ``with_since``: (K,) float64, seconds, start of the current streak of moves with the direction; NaN
+      when the last move was not with it.
+    * ``reported``: (K,) bool, the track has had an event.
     """
 
-    track_id: np.ndarray
-    last_px: np.ndarray
-    last_seen: np.ndarray
-    origin_at: np.ndarray
-    along: np.ndarray
-    across: np.ndarray
-    furthest: np.ndarray
-    furthest_at: np.ndarray
-    with_since: np.ndarray
-    reported: np.ndarray
+    by_id: Mapping[int, _Run] = {}  # noqa: RUF012 -- never written (a new dict when a run changes)
+    oldest: float = math.inf
+
+    COLUMNS = ("track_id", "last_px", "last_seen", "origin_at", "along", "across", "furthest", "furthest_at",
+               "with_since", "reported")
 
     @classmethod
     def empty(cls) -> Runs:
-        z = np.zeros(0)
-        return cls(np.zeros(0, np.int64), np.zeros((0, 2)), z, z, z, z, z, z, z, np.zeros(0, bool))
+        return cls({})
 
-    def rows(self, index: np.ndarray) -> Runs:
-        """The rows at ``index`` (mask or indices), as a new :class:`Runs`."""
-        return Runs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+    def _column(self, k: int, dtype: Any = np.float64) -> np.ndarray:
+        return np.array([self.by_id[t][k] for t in sorted(self.by_id)], dtype)
+
+    track_id = property(lambda self: np.array(sorted(self.by_id), np.int64))
+    last_px = property(lambda self: np.array([self.by_id[t][:2] for t in sorted(self.by_id)],
+                                             np.float64).reshape(-1, 2))
+    last_seen = property(lambda self: self._column(2))
+    origin_at = property(lambda self: self._column(3))
+    along = property(lambda self: self._column(4))
+    across = property(lambda self: self._column(5))
+    furthest = property(lambda self: self._column(6))
+    furthest_at = property(lambda self: self._column(7))
+    with_since = property(lambda self: self._column(8))
+    reported = property(lambda self: self._column(9, bool))
 
 
-@dataclass(frozen=True)
-class WrongWayState:
+class WrongWayState(NamedTuple):
     """State of one wrong-way rule: the per-track runs and the open events (by track id)."""
 
-    runs: Runs = field(default_factory=Runs.empty)
-    life: LifecycleState = field(default_factory=LifecycleState)
+    runs: Runs = Runs()
+    life: LifecycleState = LifecycleState()
 
 
-def _class_lookup(class_ids: tuple[int, ...]) -> np.ndarray:
-    """(32768,) bool indexed by an int16 class id: whether it is watched (much faster than ``np.isin``)."""
-    lut = np.zeros(1 << 15, bool)
-    lut[list(class_ids)] = True
-    return lut
+class _Scene(NamedTuple):
+    """What a step needs of the scene, looked up once per scene (see :meth:`WrongWayRule._scene`).
+
+    Attributes:
+        geometry: the scene it was taken from; zone: the lane zone; direction: its allowed direction (unit,
+        pixels); homography: the calibration's 3x3 matrix as 9 floats, row by row, or None uncalibrated.
+    """
+
+    geometry: SceneGeometry
+    zone: Zone
+    direction: tuple[float, float]
+    homography: tuple[float, ...] | None
 
 
-def _anchors(xyxy: np.ndarray) -> np.ndarray:
-    """(N, 2) float64 ground anchors (bottom centre) of (N, 4) boxes, pixels."""
-    return np.column_stack(((xyxy[:, 0] + xyxy[:, 2]) * 0.5, xyxy[:, 3])).astype(np.float64)
+def _div(a: float, b: float) -> float:
+    """``a / b`` as numpy divides (inf or NaN when ``b`` is 0, no exception)."""
+    if b != 0.0:
+        return a / b
+    if a != a or a == 0.0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def _increments(prev_px: np.ndarray, now_px: np.ndarray, scale: np.ndarray | None, direction: np.ndarray,
-                context: RuleContext) -> tuple[np.ndarray, np.ndarray]:
-    """Displacement from ``prev_px`` to ``now_px`` (both (N, 2) pixels), metres along and across the direction.
+def _to_ground(x: float, y: float, h: tuple[float, ...]) -> tuple[float, float]:
+    """One point through :func:`analytics.geometry.apply_homography`, with the same float operations."""
+    h0, h1, h2, h3, h4, h5, h6, h7, h8 = h
+    w = h6 * x + h7 * y + h8
+    if w != 0.0:
+        return (h0 * x + h1 * y + h2) / w, (h3 * x + h4 * y + h5) / w
+    return _div(h0 * x + h1 * y + h2, w), _div(h3 * x + h4 * y + h5, w)
+
+
+def _hypot_within(dx: float, dy: float, limit: float) -> bool:
+    """``np.hypot(dx, dy) <= limit``: Python's hypot, or numpy's when the two are within rounding of it."""
+    h = math.hypot(dx, dy)
+    if abs(h - limit) <= 1e-9 * abs(limit):
+        h = float(np.hypot(dx, dy))
+    return h <= limit
+
+
+def _advance_run(prev: _Run | None, x: float, y: float, now: float, move: tuple[float, float] | None, at: Any,
+                 reset_grace: float, max_gap: float) -> _Run:
+    """The run of a track observed now at anchor ``(x, y)`` pixels.
 
     Args:
-        scale: (N,) fallback metres per pixel (used without a calibration only).
-
-    Returns:
-        ((N,), (N,)) float64: along (positive = with the allowed direction), across (signed).
+        prev: its previous run, or None for a track the runs do not know.
+        move: ``(along, across)`` metres from its previous anchor (:func:`_move_fallback`,
+            :func:`_move_calibrated`); None when ``prev`` is None.
+        at: the run's ``at`` (see :data:`_Run`).
     """
-    cal = context.geometry.calibration
-    if cal is None:
-        d = (now_px - prev_px) * scale[:, None]
-        unit = np.broadcast_to(direction, d.shape)
-    else:
-        size = np.asarray(context.frame_size, dtype=np.float64)
-        points = np.concatenate([now_px, now_px + direction * _DIRECTION_STEP_PX, prev_px]) / size
-        here, ahead, before = np.split(apply_homography(points, cal.homography), 3)
-        d = here - before
-        unit = ahead - here
-        unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    along = d[:, 0] * unit[:, 0] + d[:, 1] * unit[:, 1]
-    across = unit[:, 0] * d[:, 1] - unit[:, 1] * d[:, 0]
-    return along, across
+    if prev is None or move is None:
+        return (x, y, now, now, 0.0, 0.0, 0.0, now, math.nan, False, at)
+    last_seen, origin_at, along, across, furthest, furthest_at, with_since, reported = prev[2:10]
+    ds, dc = move
+    gap = now - last_seen
+    if not (gap <= max_gap and _hypot_within(ds, dc, _MAX_SPEED_MPS * gap)):
+        ds = dc = 0.0
+    along, across = along + ds, across + dc
+    with_move = ds > 0
+    with_since = (last_seen if with_since != with_since else with_since) if with_move else math.nan
+    if along >= 0 or (with_move and now - with_since > reset_grace):
+        return (x, y, now, now, 0.0, 0.0, 0.0, now, with_since, reported, at)
+    if along < furthest:
+        return (x, y, now, origin_at, along, across, along, now, with_since, reported, at)
+    return (x, y, now, origin_at, along, across, furthest, furthest_at, with_since, reported, at)
 
 
-def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where ``ids`` are in the ascending ``sorted_ids``: (index (N,) int, known (N,) bool); index 0 if unknown."""
-    if len(sorted_ids) == 0:
-        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
-    idx = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return idx, sorted_ids[idx] == ids
-
-
-def _blank(n: int) -> Runs:
-    """``n`` rows standing for tracks the runs do not know (every field is replaced on a reset)."""
-    z = np.zeros(n)
-    return Runs(np.zeros(n, np.int64), np.zeros((n, 2)), z, z, z, z, z, z, np.full(n, np.nan), np.zeros(n, bool))
-
-
-def _advance(runs: Runs, ids: np.ndarray, now_px: np.ndarray, scale: np.ndarray | None, now: float, *,
-             direction: np.ndarray, reset_grace: float, max_gap: float, context: RuleContext) -> Runs:
-    """New runs of the tracks observed now.
-
-    Args:
-        runs: the previous runs (not mutated).
-        ids: (N,) int64 ascending, tracks observed now (confirmed, in the zone).
-        now_px: (N, 2) float64 their anchors, pixels.
-        scale: (N,) their fallback metres per pixel, or None with a calibration.
-    """
-    idx, known = _lookup(runs.track_id, ids)
-    prev = runs.rows(idx) if len(runs.track_id) else _blank(len(ids))
-    ds, dc = _increments(np.where(known[:, None], prev.last_px, now_px), now_px, scale, direction, context)
-    gap = now - prev.last_seen
-    valid = known & (gap <= max_gap) & (np.hypot(ds, dc) <= _MAX_SPEED_MPS * gap)
-    ds, dc = np.where(valid, ds, 0.0), np.where(valid, dc, 0.0)
-    along, across = prev.along + ds, prev.across + dc
-    with_move = known & (ds > 0)
-    streak_start = np.where(np.isnan(prev.with_since), prev.last_seen, prev.with_since)
-    with_since = np.where(with_move, streak_start, np.nan)
-    reset = ~known | (along >= 0) | (with_move & (now - with_since > reset_grace))
-    deeper = ~reset & (along < prev.furthest)
-    return Runs(
-        track_id=ids,
-        last_px=now_px,
-        last_seen=np.full(len(ids), float(now)),
-        origin_at=np.where(reset, now, prev.origin_at),
-        along=np.where(reset, 0.0, along),
-        across=np.where(reset, 0.0, across),
-        furthest=np.where(reset, 0.0, np.where(deeper, along, prev.furthest)),
-        furthest_at=np.where(reset | deeper, now, prev.furthest_at),
-        with_since=with_since,
-        reported=known & prev.reported,
-    )
-
-
-def _merge(old: Runs, cur: Runs, *, now: float, forget_after: float) -> Runs:
-    """Rows of ``cur`` plus those of ``old`` not observed now and observed within ``forget_after``; by id."""
-    stale = ~_lookup(cur.track_id, old.track_id)[1] & (now - old.last_seen <= forget_after)
-    if not stale.any():
-        return cur
-    kept = old.rows(stale)
-    if len(cur.track_id) == 0:
-        return kept
-    ids = np.concatenate([cur.track_id, kept.track_id])
-    order = np.argsort(ids, kind="stable")
-    return Runs(**{f.name: np.concatenate([getattr(cur, f.name), getattr(kept, f.name)])[order]
-                   for f in fields(Runs)})
+def _forget(by_id: dict[int, _Run], now: float, forget_after: float) -> tuple[dict[int, _Run], float]:
+    """``by_id`` (a fresh dict, changed in place) without the tracks unseen for more than ``forget_after``
+    seconds, and the oldest ``last_seen`` left (inf when empty)."""
+    for tid in [t for t, r in by_id.items() if not now - r[2] <= forget_after]:
+        del by_id[tid]
+    return by_id, min((r[2] for r in by_id.values()), default=math.inf)
 
 
 class WrongWayRule:
-    """Pure wrong-way rule; see the module docstring for the semantics."""
+    """Pure wrong-way rule; see the module docstring for the semantics.
+
+    Cost: a frame's handful of tracks are handled as Python values (cheaper than dozens of numpy calls on
+    arrays of 6), with zone membership, ground positions, scales and speeds from the frame's shared view;
+    the state is rebuilt only for the tracks observed, and a frame with no watched track in the zone and
+    nothing to forget or close returns the state as it was.
+    """
 
     def __init__(self, config: WrongWayConfig) -> None:
         self.config = config
-        self._wanted = _class_lookup(class_ids_from_names(config.classes))
+        self._wanted = frozenset(class_ids_from_names(config.classes))
         self._lifecycle = Lifecycle("wrong_way", config.id, 0.0, config.end_grace)
+        self._cached: _Scene | None = None
 
     @property
     def id(self) -> str:
@@ -294,69 +293,110 @@ class WrongWayRule:
         """End of stream: close the open events at the last time each track was wrong way."""
         return self._lifecycle.close_all(state.life, now, context=context)
 
-    def step(self, tracks: Tracks, state: WrongWayState, now: float, *,
-             context: RuleContext) -> tuple[WrongWayState, list[Event]]:
-        """Advance one frame; see :class:`analytics.rules.base.Rule`. Events: closed, then by track id."""
+    def _scene(self, context: RuleContext) -> _Scene:
+        """The zone, its direction and the homography; ValueError when the zone has no allowed direction."""
+        cached = self._cached
+        if cached is not None and cached.geometry is context.geometry:
+            return cached
         zone = context.geometry.zone(self.config.zone)
         if zone.allowed_direction is None:
             raise ValueError(f"rule {self.id!r}: zone {zone.id!r} has no allowed_direction")
-        keep = self._wanted[tracks.class_id] & present(tracks)
-        idle = len(state.runs.track_id) == 0 and not state.life.episodes
-        if idle and not keep.any():
+        cal = context.geometry.calibration
+        h = None if cal is None else tuple(np.asarray(cal.homography, np.float64).reshape(9).tolist())
+        direction = np.asarray(zone.allowed_direction, dtype=np.float64).tolist()
+        self._cached = _Scene(context.geometry, zone, (direction[0], direction[1]), h)
+        return self._cached
+
+    def step(self, tracks: Tracks, state: WrongWayState, now: float, *,
+             context: RuleContext) -> tuple[WrongWayState, list[Event]]:
+        """Advance one frame; see :class:`analytics.rules.base.Rule`. Events: closed, then by track id."""
+        cfg, scene = self.config, self._scene(context)
+        runs, life = state.runs, state.life
+        idle = not runs.by_id and not life.episodes
+        wanted, tentative = self._wanted, _TENTATIVE
+        cls = tracks.class_id.tolist()
+        states = tracks.state.tolist()
+        rows = [i for i, (c, s) in enumerate(zip(cls, states)) if s != tentative and c in wanted]
+        if idle and not rows:
             return state, []
-        rows = np.flatnonzero(keep)
-        anchor = _anchors(tracks.xyxy[rows])
-        if len(rows):
-            inside = zone.contains(anchor, context.frame_size)
-            rows, anchor = rows[inside], anchor[inside]
-        if idle and len(rows) == 0:
+        view = frame_view(tracks, context)
+        if rows:
+            inside = view.in_zone(cfg.zone).tolist()
+            rows = [i for i in rows if inside[i]]
+        if idle and not rows:
             return state, []
-        order = np.argsort(tracks.track_id[rows], kind="stable")
-        sel, anchor = tracks[rows[order]], anchor[order]
-        seen = sel.state == TrackState.CONFIRMED
-        scale = metres_per_px(sel)[seen] if context.geometry.calibration is None else None
-        cur = _advance(state.runs, sel.track_id[seen], anchor[seen], scale, now,
-                       direction=np.asarray(zone.allowed_direction, dtype=np.float64),
-                       reset_grace=self.config.reset_grace, max_gap=self.config.max_gap, context=context)
-        runs = _merge(state.runs, cur, now=now, forget_after=self.config.forget_after)
-        candidates = self._candidates(runs, sel, state.life, context) if len(sel) else []
-        life, events = self._lifecycle.advance(state.life, candidates, now, context=context)
+        t = float(now)
+        ids = tracks.track_id.tolist()
+        by_id = self._observe(tracks, view, rows, ids, states, runs.by_id, t, scene) if rows else None
+        oldest = runs.oldest if by_id is None or runs.oldest < t else t
+        if t - oldest > cfg.forget_after:
+            by_id, oldest = _forget(dict(runs.by_id) if by_id is None else by_id, t, cfg.forget_after)
+        if by_id is not None:
+            runs = Runs(by_id, oldest)
+        candidates = self._candidates(runs, rows, ids, cls, view, life) if rows and runs.by_id else []
+        life, events = self._lifecycle.advance(life, candidates, now, context=context)
         if life.episodes:
-            opened = _lookup(np.sort(np.fromiter(life.episodes, np.int64)), runs.track_id)[1]
-            if (opened & ~runs.reported).any():
-                runs = replace(runs, reported=runs.reported | opened)
+            runs = _mark_reported(runs, life)
+        if runs is state.runs and life is state.life:
+            return state, events
         return WrongWayState(runs, life), events
 
-    def _candidates(self, runs: Runs, sel: Tracks, life: LifecycleState,
-                    context: RuleContext) -> list[Candidate]:
-        """Present tracks in the zone that are wrong way now (and not yet reported, unless their event is open)."""
-        cfg = self.config
-        if len(runs.track_id) == 0:
+    def _observe(self, tracks: Tracks, view: FrameView, rows: list[int], ids: list[int], states: list[int],
+                 old: Mapping[int, _Run], now: float, scene: _Scene) -> dict[int, _Run] | None:
+        """The runs with those of the confirmed tracks among ``rows`` (watched, in the zone) advanced to
+        ``now`` (a new dict), or None when none of them is confirmed."""
+        confirmed, reset_grace, max_gap = _CONFIRMED, self.config.reset_grace, self.config.max_gap
+        observed = [i for i in rows if states[i] == confirmed]
+        if not observed:
+            return None
+        by_id = dict(old)
+        anchor = tracks.anchor.tolist()
+        calibrated, size = scene.homography is not None, view.frame_size
+        ground = view.ground().tolist() if calibrated else None
+        scale = None if calibrated else view.metres_per_px().tolist()
+        for i in observed:
+            tid, (x, y) = ids[i], anchor[i]
+            prev = old.get(tid)
+            at = (scene, size, *ground[i]) if calibrated else None
+            move = None
+            if prev is not None:
+                if calibrated:
+                    move = _move_calibrated(prev, x, y, at, scene)
+                else:
+                    move = _move_fallback(prev[0], prev[1], x, y, scale[i], scene.direction)
+            by_id[tid] = _advance_run(prev, x, y, now, move, at, reset_grace, max_gap)
+        return by_id
+
+    def _candidates(self, runs: Runs, rows: list[int], ids: list[int], cls: list[int], view: FrameView,
+                    life: LifecycleState) -> list[Candidate]:
+        """Present tracks in the zone (``rows``) that are wrong way now (and not yet reported, unless their
+        event is open), by track id."""
+        cfg, by_id = self.config, runs.by_id
+        sel = sorted(rows, key=ids.__getitem__)
+        found = [by_id.get(ids[i]) for i in sel]
+        if not any(r is not None and -r[4] >= cfg.min_displacement_m and r[7] - r[3] >= cfg.min_duration
+                   for r in found):
             return []
-        idx, known = _lookup(runs.track_id, sel.track_id)
-        displacement = -runs.along[idx]
-        against_s = runs.furthest_at[idx] - runs.origin_at[idx]
-        wrong = known & (displacement >= cfg.min_displacement_m) & (against_s >= cfg.min_duration)
-        if not wrong.any():
-            return []
-        angle = np.degrees(np.arctan2(np.abs(runs.across[idx]), runs.along[idx]))
-        fresh = ~runs.reported[idx] | np.array([t in life.episodes for t in sel.track_id.tolist()], bool)
-        rows = np.flatnonzero(wrong & (angle > cfg.min_angle_deg) & fresh)
-        if len(rows) == 0:
-            return []
-        speed = ground_speed(sel[rows], context)
-        source = "calibrated" if context.geometry.calibration is not None else "fallback"
-        out = []
-        for k, i in enumerate(rows.tolist()):
-            tid = int(sel.track_id[i])
-            name = CLASS_NAMES.get(int(sel.class_id[i]), str(int(sel.class_id[i])))
-            disp, secs = float(displacement[i]), float(against_s[i])
+        angle = _angles(found, cfg.min_angle_deg)
+        source = "calibrated" if view.geometry.calibration is not None else "fallback"
+        speed, out = None, []
+        for i, r, a in zip(sel, found, angle, strict=True):
+            if r is None:
+                continue
+            disp, secs, tid = -r[4], r[7] - r[3], ids[i]
+            if not (disp >= cfg.min_displacement_m and secs >= cfg.min_duration and a > cfg.min_angle_deg):
+                continue
+            if r[9] and tid not in life.episodes:
+                continue
+            if speed is None:
+                speed = view.ground_speed().tolist()
+            name = CLASS_NAMES.get(cls[i], str(cls[i]))
             evidence: dict[str, Any] = {
                 "class": name,
                 "displacement_m": round(disp, 2),
                 "moving_against_s": round(secs, 3),
-                "angle_deg": round(float(angle[i]), 1),
-                "speed_mps": round(float(speed[k]), 2),
+                "angle_deg": round(a, 1),
+                "speed_mps": round(speed[i], 2),
                 "mean_speed_mps": round(disp / secs, 2),
                 "speed_source": source,
                 "min_displacement_m": cfg.min_displacement_m,
@@ -364,6 +404,66 @@ class WrongWayRule:
                 "min_angle_deg": cfg.min_angle_deg,
             }
             score = min(1.0, 0.5 + 0.5 * (disp - cfg.min_displacement_m) / cfg.min_displacement_m)
-            since = float(runs.origin_at[idx[i]])
-            out.append(Candidate(tid, since, (tid,), (name,), score, evidence, zone_id=cfg.zone))
+            out.append(Candidate(tid, r[3], (tid,), (name,), score, evidence, zone_id=cfg.zone))
         return out
+
+
+def _angles(found: list[_Run | None], threshold: float) -> list[float]:
+    """Degrees between each run's net motion and the allowed direction (0 for None), as
+    ``np.degrees(np.arctan2(|across|, along))`` over the rows gives them. ``math.atan2`` may differ from
+    numpy's by an ulp or so, which can only matter for an angle within rounding of ``threshold`` or of a
+    rounding boundary of the evidence (0.1 degree); then numpy computes them all, as before."""
+    out = []
+    for r in found:
+        a = 0.0 if r is None else math.atan2(abs(r[5]), r[4]) * _RAD_TO_DEG
+        lo, hi = a - 1e-9, a + 1e-9
+        if not (math.isfinite(a) and (hi < threshold or lo > threshold) and round(lo, 1) == round(hi, 1)):
+            return np.degrees(np.arctan2(np.abs(np.array([0.0 if r is None else r[5] for r in found])),
+                                         np.array([0.0 if r is None else r[4] for r in found]))).tolist()
+        out.append(a)
+    return out
+
+
+def _move_fallback(px: float, py: float, x: float, y: float, scale: float,
+                   direction: tuple[float, float]) -> tuple[float, float]:
+    """Without a calibration: the move from ``(px, py)`` to ``(x, y)`` pixels, scaled by ``scale`` metres per
+    pixel, as (along, across) the direction, metres."""
+    d0, d1 = (x - px) * scale, (y - py) * scale
+    u0, u1 = direction
+    return d0 * u0 + d1 * u1, u0 * d1 - u1 * d0
+
+
+def _move_calibrated(prev: _Run, x: float, y: float, at: tuple, scene: _Scene) -> tuple[float, float]:
+    """With a calibration: the move from the run's last anchor to ``(x, y)`` pixels on the ground, as (along,
+    across) the direction mapped to the ground at ``(x, y)``, metres; ``at``: the new ``at`` of the run
+    (its ground position ``at[2:]``). The same float operations as :func:`analytics.geometry.apply_homography`
+    and ``numpy.linalg.norm``, so the same values as the vectorised computation."""
+    h, size = scene.homography, at[1]
+    w, hh = size
+    step_x, step_y = scene.direction[0] * _DIRECTION_STEP_PX, scene.direction[1] * _DIRECTION_STEP_PX
+    ahead_x, ahead_y = _to_ground((x + step_x) / w, (y + step_y) / hh, h)
+    last = prev[10]
+    if last is not None and last[0] is scene and last[1] == size:
+        before_x, before_y = last[2], last[3]
+    else:
+        before_x, before_y = _to_ground(prev[0] / w, prev[1] / hh, h)
+    here_x, here_y = at[2], at[3]
+    d0, d1 = here_x - before_x, here_y - before_y
+    u0, u1 = ahead_x - here_x, ahead_y - here_y
+    norm = math.sqrt(u0 * u0 + u1 * u1)
+    if not norm >= 1e-12 and norm == norm:
+        norm = 1e-12
+    u0, u1 = _div(u0, norm), _div(u1, norm)
+    return d0 * u0 + d1 * u1, u0 * d1 - u1 * d0
+
+
+def _mark_reported(runs: Runs, life: LifecycleState) -> Runs:
+    """``runs`` with the tracks whose event is open marked reported (``runs`` itself when they all are)."""
+    by_id, new = runs.by_id, None
+    for tid in life.episodes:
+        r = by_id.get(tid)
+        if r is not None and not r[9]:
+            if new is None:
+                new = dict(by_id)
+            new[tid] = (*r[:9], True, r[10])
+    return runs if new is None else Runs(new, runs.oldest)

@@ -214,7 +214,7 @@ def test_forgotten_tracks_leave_the_state():
 
 def _snapshot(state: WrongWayState) -> tuple:
     runs = state.runs
-    return tuple(np.array(getattr(runs, name), copy=True) for name in runs.__dataclass_fields__), state.life
+    return tuple(np.array(getattr(runs, name), copy=True) for name in runs.COLUMNS), state.life
 
 
 def test_step_is_pure_and_deterministic():

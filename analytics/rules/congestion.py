@@ -2,10 +2,10 @@
 
 What counts: present tracks (confirmed, or lost = predicted for a moment after their last detection, which
 matters in a queue where vehicles hide each other; tentative tracks are ignored, see
-:mod:`analytics.rules.scene`) of ``classes`` whose ground anchor (bottom centre of the box) lies inside
+:mod:`analytics.rules.view`) of ``classes`` whose ground anchor (bottom centre of the box) lies inside
 ``zone``. A vehicle is **slow** when its ground speed is below ``max_speed_mps``.
 
-Speeds come from :func:`analytics.rules.scene.ground_speed` (the tracker's smoothed anchor velocity mapped to
+Speeds come from :meth:`analytics.rules.view.FrameView.ground_speed` (the tracker's smoothed anchor velocity mapped to
 the ground): metres per second on the ground plane with the camera's ground calibration; without one, the
 class-height fallback (a car is assumed 1.5 m tall, so ``metres per pixel = 1.5 / box height``), which
 ignores perspective and is only **approximate**: set ``max_speed_mps`` generously then. The evidence says

@@ -3,13 +3,14 @@
 What counts, each frame:
 
 * **Eligible people**: present tracks (confirmed, or lost and still predicted: see
-  :func:`analytics.rules.scene.present`) of ``classes`` (persons by default), with the ground anchor (bottom
-  centre of the box) inside ``zone`` when one is set, and a ground speed (:func:`~analytics.rules.scene.
+  :meth:`analytics.rules.view.FrameView.present`) of ``classes`` (persons by default), with the ground anchor (bottom
+  centre of the box) inside ``zone`` when one is set, and a ground speed (:meth:`~analytics.rules.view.FrameView.
   ground_speed`, m/s) of at most ``max_speed_mps``. Walkers are not eligible, so people crossing each other
   never make a group; only people standing or strolling do. (Eligibility by speed is the only "stillness"
   test: no fraction of still members is required.)
 * **Clusters**: connected components (single linkage) of the graph "ground distance <= ``radius_m``" among
-  eligible people (:func:`~analytics.rules.scene.pairwise_distance_m`). With the camera's ground calibration
+  eligible people (from :meth:`~analytics.rules.view.FrameView.ground`, or the pixel distance scaled by the pair's
+  mean :meth:`~analytics.rules.view.FrameView.metres_per_px`). With the camera's ground calibration
   distances are metres on the ground plane; without it they fall back on the assumed person height
   (1.7 m / box height in pixels near each pair), which is fair for people standing next to each other.
   Clusters smaller than ``end_min_people`` are ignored.
@@ -155,7 +156,7 @@ class _Frame:
     """Eligible people of one frame, sorted by track id (plain Python lists, aligned), for clusters and evidence.
 
     ``dist[i][j]`` (for ``i < j`` at least) is the ground distance of people ``i`` and ``j``, metres (the
-    formula of :func:`analytics.rules.scene.pairwise_distance_m`, element by element).
+    formula of :meth:`analytics.rules.view.FrameView.pairwise_distance_m`, element by element).
     """
 
     __slots__ = ("rows", "track_id", "class_id", "speed", "dist", "calibrated", "_tracks", "_anchor")

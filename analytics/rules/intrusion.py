@@ -2,7 +2,7 @@
 pedestrian zone); one event per intruding track.
 
 What counts: present tracks (confirmed, or lost = predicted for a moment after their last detection;
-tentative tracks are ignored, see :mod:`analytics.rules.scene`) of the forbidden ``classes`` whose ground
+tentative tracks are ignored, see :mod:`analytics.rules.view`) of the forbidden ``classes`` whose ground
 anchor (bottom centre of the box) lies inside ``zone``. No calibration is needed.
 
 Presence (key = track id): a track's presence begins at its first frame in the zone and survives gaps

@@ -1,10 +1,10 @@
 """``loitering``: a person staying at least ``min_duration`` seconds in a zone; one event per track per stay.
 
 What counts: present tracks (confirmed, or lost = predicted for a moment after their last detection;
-tentative tracks are ignored, see :mod:`analytics.rules.scene`) of ``classes`` whose ground anchor (bottom
+tentative tracks are ignored, see :mod:`analytics.rules.view`) of ``classes`` whose ground anchor (bottom
 centre of the box) lies inside ``zone`` (anywhere when ``zone`` is null) and, when ``max_speed_mps`` is
 set, whose ground speed is at most ``max_speed_mps``. Speeds come from
-:func:`analytics.rules.scene.ground_speed`: metres per second on the ground plane with the camera's ground
+:meth:`analytics.rules.view.FrameView.ground_speed`: metres per second on the ground plane with the camera's ground
 calibration, the class-height fallback without it (a rough scale: set ``max_speed_mps`` generously then).
 A frame where a track counts is a frame "in the zone" for that track.
 
@@ -32,8 +32,7 @@ Score: ``1 - 0.5 ** (dwell / min_duration)``: 0.5 when the event opens, 0.75 at 
 
 The per-track stay machinery (:class:`StayState`, :class:`Stays`) is shared with ``intrusion``. The rules
 read their measurements (present tracks, zone membership, ground speed) from the frame's shared view
-(:func:`analytics.rules.base.frame_view`). :func:`zone_rows` and :func:`class_lut` are kept for other
-modules.
+(:func:`analytics.rules.base.frame_view`).
 """
 
 from __future__ import annotations
@@ -42,12 +41,9 @@ from collections.abc import Callable, Mapping
 from itertools import compress
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
 from pydantic import Field, field_validator
 
-from analytics.geometry import points_in_polygon
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
-from analytics.rules.scene import present
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 
@@ -276,39 +272,6 @@ class Stays:
             total, frames = state.sums[key]
             out.append(self._event(key, ep, "closed", ep[_LAST], total / frames, context))
         return out
-
-
-def class_lut(names: tuple[str, ...]) -> np.ndarray:
-    """Lookup table over class ids: ``lut[min(class_id, len - 1)]`` is True for the named classes."""
-    lut = np.zeros(max(CLASS_NAMES) + 2, bool)  # the last entry stands for any other class id
-    lut[list(class_ids_from_names(names))] = True
-    return lut
-
-
-def zone_rows(tracks: Tracks, lut: np.ndarray, zone_id: str | None, context: RuleContext) -> np.ndarray:
-    """(K,) int64 rows of the present tracks of the ``lut`` classes whose ground anchor is in the zone.
-
-    The whole frame when ``zone_id`` is None. Works on the columns, without building sub-``Tracks``; anchors
-    outside the zone's bounding box are dropped before the polygon test. (No longer used by the rules here,
-    which read the frame's shared view; kept for other modules.)
-    """
-    cls = np.minimum(tracks.class_id.view(np.uint16), len(lut) - 1)  # negative ids: "any other class"
-    rows = np.flatnonzero(present(tracks) & lut[cls])
-    if zone_id is None or len(rows) == 0:
-        return rows
-    polygon = context.geometry.zone(zone_id).polygon_px(context.frame_size)
-    xyxy = tracks.xyxy[rows].astype(np.float64)
-    anchor = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
-    lo, hi = polygon.min(axis=0), polygon.max(axis=0)
-    near = np.flatnonzero(np.all((anchor >= lo) & (anchor <= hi), axis=1))
-    if len(near) == 0:
-        return near
-    return rows[near[points_in_polygon(anchor[near], polygon)]]
-
-
-def saturating(ratio: float) -> float:
-    """``1 - 0.5 ** ratio`` clipped to [0, 1]: 0.5 at ratio 1, 0.75 at 2, towards 1."""
-    return min(max(1.0 - 0.5 ** max(ratio, 0.0), 0.0), 1.0)
 
 
 # --------------------------------------------------------------------------------------------------

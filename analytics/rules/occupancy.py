@@ -2,7 +2,7 @@
 period of over-occupancy.
 
 What counts: present tracks (confirmed, or lost = predicted for a moment after their last detection;
-tentative tracks are ignored, see :mod:`analytics.rules.scene`) of ``classes`` whose ground anchor (bottom
+tentative tracks are ignored, see :mod:`analytics.rules.view`) of ``classes`` whose ground anchor (bottom
 centre of the box) lies inside ``zone`` (anywhere when ``zone`` is null). Each frame gives a **measure**:
 
 * the **count** of those tracks, against ``max_count``; or

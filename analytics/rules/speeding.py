@@ -6,7 +6,7 @@ check_geometry` rejects such a camera at config load (and :meth:`SpeedingRule.st
 
 What counts: **confirmed** tracks (matched to a detection this frame; a lost track's speed is a
 prediction, not a measurement) of ``classes`` whose ground anchor (bottom centre of the box) lies inside
-``zone`` (anywhere when ``zone`` is null). Speed: :func:`analytics.rules.scene.ground_speed`, the tracker's
+``zone`` (anywhere when ``zone`` is null). Speed: :meth:`analytics.rules.view.FrameView.ground_speed`, the tracker's
 smoothed anchor velocity mapped through the calibration homography, metres per second on the ground. A
 track is **over the limit** at a frame when its speed exceeds ``max_speed_mps + tolerance_mps`` (the
 tolerance absorbs the calibration and velocity error, so a car at the limit does not fire).

@@ -9,6 +9,21 @@ instead of one per frame) and each frame's view is a slice of those columns.
 Exactness: every measurement here is computed element by element (no reduction across rows, no matrix
 product), so the value for a row is the same whether it is computed with its frame alone (live) or with
 the whole log (replay). The live / replay equality tests hold the rules to it.
+
+Which tracks count: rules use tracks that are **confirmed** (matched this frame) or **lost** (predicted for
+a short while after their last match, so a person hidden for a moment is still there). Tentative tracks
+(not yet confirmed) are ignored: they are mostly flicker, and a real object is confirmed within
+``min_hits`` frames.
+
+Units on the ground:
+
+* with the camera's ground calibration, positions are metres on the ground plane (homography of the ground
+  anchor, the bottom centre of the box) and speeds are metres per second;
+* without it, distances and speeds fall back on the **assumed height of the object**
+  (:data:`CLASS_HEIGHT_M`: a person is 1.7 m tall, a car 1.5 m...): ``metres per pixel = height_m /
+  box_height_px`` near each object. That ignores perspective across the frame, so it is right for
+  distances between nearby objects (members of a group) and rough for speeds; rules that need true
+  speeds (``speeding``) require a calibration.
 """
 
 from __future__ import annotations

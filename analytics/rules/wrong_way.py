@@ -13,7 +13,7 @@ split, in metres, into a component *along* the allowed direction and one *across
   is mapped to the ground at the track's position (the anchor and a point 8 px further along the
   direction), so perspective is followed;
 * without one, the pixel displacement is scaled by the class-height fallback
-  (:func:`analytics.rules.scene.metres_per_px`: a car is assumed 1.5 m tall), in image axes: approximate,
+  (:meth:`analytics.rules.view.FrameView.metres_per_px`: a car is assumed 1.5 m tall), in image axes: approximate,
   good enough for a 5 m threshold near the vehicle, not for precise distances.
 
 A displacement is not counted (the track's position is simply taken as the new reference) when the track
@@ -47,7 +47,7 @@ observed in the zone for ``forget_after`` seconds). :meth:`WrongWayRule.close` c
 at the end of a stream.
 
 Evidence: ``class``, ``displacement_m``, ``moving_against_s``, ``angle_deg``, ``speed_mps`` (the track's
-ground speed now, :func:`analytics.rules.scene.ground_speed`), ``mean_speed_mps`` (``displacement_m /
+ground speed now, :meth:`analytics.rules.view.FrameView.ground_speed`), ``mean_speed_mps`` (``displacement_m /
 moving_against_s``), ``speed_source`` (``"calibrated"`` or ``"fallback"``), the thresholds
 ``min_displacement_m``, ``min_duration`` and ``min_angle_deg``, and ``duration`` (``end - start``, added by
 the life cycle).

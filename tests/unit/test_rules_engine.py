@@ -11,7 +11,7 @@ import pytest
 
 from analytics.config import ConfigError, parse_config
 from analytics.eventlog import EventLogWriter, event_json, read_events
-from analytics.geometry import Line, SceneGeometry
+from analytics.geometry import SceneGeometry
 from analytics.replay import ReplayError, load_frames, replay
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.engine import RuleEngine

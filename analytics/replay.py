@@ -11,8 +11,8 @@ have rows, with the frame size given by the caller.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -29,8 +29,7 @@ class ReplayError(ValueError):
     """A track log or frame index that cannot be replayed; the message names the file and the problem."""
 
 
-@dataclass(frozen=True)
-class ReplayFrame:
+class ReplayFrame(NamedTuple):
     """One analysed frame rebuilt from a track log (``rows``: its rows in ``log_tracks``, all of the log)."""
 
     seq: int
@@ -109,9 +108,10 @@ def _iterate(df: pl.DataFrame, index: pl.DataFrame, track_log: Path) -> Iterator
     starts = np.searchsorted(seq, f_seq, side="left").tolist()
     ends = np.searchsorted(seq, f_seq, side="right").tolist()
     everything = Tracks.trusted(ids, xyxy, cls, conf, vel, age, state)
-    for i, (s, t, (w, h)) in enumerate(zip(f_seq.tolist(), f_time.tolist(), sizes.tolist(), strict=True)):
-        a, b = starts[i], ends[i]
-        tracks = Tracks.trusted(ids[a:b], xyxy[a:b], cls[a:b], conf[a:b], vel[a:b], age[a:b], state[a:b])
+    empty = Tracks.trusted(ids[:0], xyxy[:0], cls[:0], conf[:0], vel[:0], age[:0], state[:0])
+    trusted = Tracks.trusted
+    for s, t, (w, h), a, b in zip(f_seq.tolist(), f_time.tolist(), sizes.tolist(), starts, ends, strict=True):
+        tracks = trusted(ids[a:b], xyxy[a:b], cls[a:b], conf[a:b], vel[a:b], age[a:b], state[a:b]) if b > a else empty
         yield ReplayFrame(s, t, (w, h), tracks, everything, slice(a, b))
 
 

@@ -173,9 +173,8 @@ class Tracks:
         shapes (slices of a validated batch, columns of a track log read back). The rules engine builds
         one ``Tracks`` per frame and selects from it several times per rule, so the checks would dominate."""
         out = object.__new__(cls)
-        for name, value in (("track_id", track_id), ("xyxy", xyxy), ("class_id", class_id),
-                            ("confidence", confidence), ("velocity", velocity), ("age", age), ("state", state)):
-            object.__setattr__(out, name, value)
+        out.__dict__.update(track_id=track_id, xyxy=xyxy, class_id=class_id, confidence=confidence,
+                            velocity=velocity, age=age, state=state)
         return out
 
     def __getitem__(self, index: Any) -> Tracks:

@@ -8,7 +8,7 @@ are deterministic (``"{camera}:{rule}:{counter}"``), with the counter carried in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,9 +72,9 @@ class Event:
             raise ValueError(f"{len(self.classes)} classes for {len(self.member_ids)} members")
 
 
-@dataclass(frozen=True)
-class RuleContext:
-    """What a rule may know about the frame besides its tracks.
+class RuleContext(NamedTuple):
+    """What a rule may know about the frame besides its tracks (immutable; a named tuple because the
+    engine builds one per frame and a frozen dataclass costs several times more to build).
 
     Attributes:
         camera_id: the camera's id.
@@ -88,7 +88,7 @@ class RuleContext:
     frame_size: tuple[int, int]
     seq: int
     geometry: SceneGeometry
-    view: FrameView | None = field(default=None, compare=False, repr=False)
+    view: FrameView | None = None
 
 
 def frame_view(tracks: Tracks, context: RuleContext) -> FrameView:

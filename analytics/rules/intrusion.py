@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
-from analytics.rules.loitering import StayState, Stays
+from analytics.rules.loitering import StayState, Stays, counted_rows
 from analytics.types import CLASS_IDS, Tracks, check_class_names, class_ids_from_names
 
 
@@ -68,6 +68,7 @@ class IntrusionRule:
         self.config = config
         self._classes = frozenset(class_ids_from_names(config.classes))
         cfg = config
+        self._counted = counted_rows(cfg.zone, self._classes)
 
         min_duration = cfg.min_duration
 
@@ -94,17 +95,13 @@ class IntrusionRule:
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
         view = frame_view(tracks, context)
-        # which rows count, in plain Python (a frame holds a handful of tracks): cheapest test first
-        keep = view.in_zone(self.config.zone).tolist()
-        if True in keep:
-            classes = self._classes
-            cids = tracks.class_id.tolist()
-            keep = [k and p and c in classes for k, p, c in zip(keep, view.present().tolist(), cids)]
+        keep = view.column(*self._counted).tolist()
         if True not in keep:
             if not state.timers and not state.episodes:
                 return state, []
             return self._stays.step(state, [], [], [], now, context)
-        return self._stays.step(state, list(compress(tracks.track_id.tolist(), keep)), list(compress(cids, keep)),
+        return self._stays.step(state, list(compress(tracks.track_id.tolist(), keep)),
+                                list(compress(tracks.class_id.tolist(), keep)),
                                 list(compress(tracks.confidence.tolist(), keep)), now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:

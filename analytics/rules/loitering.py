@@ -38,12 +38,16 @@ read their measurements (present tracks, zone membership, ground speed) from the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from itertools import compress
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 from pydantic import Field, field_validator
 
+from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.rules.view import FrameView
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
 
@@ -70,6 +74,33 @@ class LoiteringConfig(RuleConfigBase):
     @classmethod
     def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_class_names(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Which rows count (shared with intrusion and occupancy)
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def counted_rows(zone_id: str | None, class_ids: frozenset[int],
+                 max_speed: float | None = None) -> tuple[tuple[str, str], Callable]:
+    """The view column ``(key, fn)`` of the rows a rule counts: present tracks of ``class_ids`` whose ground
+    anchor is in ``zone_id`` (anywhere when None) and, with ``max_speed``, whose ground speed is at most
+    that. ``fn`` is element-wise (see :mod:`analytics.rules.view`), so in a replay it runs once for the whole
+    log and each frame reads a slice: ``view.column(key, fn)``. Rules with the same parameters share it.
+    """
+    wanted = np.array(sorted(class_ids), dtype=np.int64)
+
+    def fn(t: Tracks, size: tuple[int, int], g: SceneGeometry) -> np.ndarray:
+        view = FrameView(t, size, g)
+        mask = view.present() & np.isin(t.class_id, wanted)
+        if zone_id is not None:
+            mask &= view.in_zone(zone_id)
+        if max_speed is not None:
+            mask &= view.ground_speed() <= max_speed
+        return mask
+
+    return ("counted", f"{zone_id}|{sorted(class_ids)}|{max_speed}"), fn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,8 +200,8 @@ class Stays:
             The new state (the same object when nothing changed) and the events (closed first, then opened /
             updated by track id).
         """
-        timers0, eps0 = state.timers, state.episodes
-        grace, end_grace = self.grace, self.end_grace
+        timers0, sums0, eps0, counter = state
+        grace = self.grace
         if not ids:
             if not timers0 and not eps0:
                 return state, []
@@ -179,45 +210,44 @@ class Stays:
                 if now - last > grace:
                     break
             else:
+                end_grace = self.end_grace
                 for ep in eps0.values():
                     if now - ep[_LAST] >= end_grace:
                         break
                 else:
                     return state, []
-        # timers (analytics.rules.lasting.update_timers)
+        # one pass over the rows: timers (analytics.rules.lasting.update_timers), sums (restarted for tracks
+        # whose stay starts now and have no open event, else added) and the candidates (tracks with an open
+        # event, or whose stay has lasted min_duration)
         timers: dict[int, tuple[float, float]] = {}
-        for tid in ids:
-            prev = timers0.get(tid)
-            timers[tid] = (prev[0] if prev is not None else now, now)
-        dropped = False
+        sums = dict(sums0)
+        holding: dict[int, int] = {}
+        min_duration = self.min_duration
+        timer_of, sum_of = timers0.get, sums.get
+        for tid, cid, value in zip(ids, cids, values):
+            prev = timer_of(tid)
+            since = now if prev is None else prev[0]
+            timers[tid] = (since, now)
+            total = sum_of(tid)
+            if tid in eps0:
+                sums[tid] = (value, 1) if total is None else (total[0] + value, total[1] + 1)
+                holding[tid] = cid
+            else:
+                sums[tid] = (value, 1) if total is None or since == now else (total[0] + value, total[1] + 1)
+                if now - since >= min_duration:
+                    holding[tid] = cid
+        # the other timers last while within grace; a dropped one forgets its sums unless its event is open
+        # (the sums are of tracks in the timers or with an open event)
         for key, timer in timers0.items():
             if key not in timers:
                 if now - timer[1] <= grace:
                     timers[key] = timer
-                else:
-                    dropped = True
-        # sums: restarted for tracks whose stay starts now (and have no open event), else added (the sums are
-        # of tracks in the timers or with an open event: only a dropped timer forgets some)
-        if dropped:
-            sums = {k: v for k, v in state.sums.items() if k in timers or k in eps0}
-        else:
-            sums = dict(state.sums)
-        # and the candidates: tracks with an open event, or whose stay has lasted min_duration
-        holding: dict[int, int] = {}
-        min_duration = self.min_duration
-        for tid, cid, value in zip(ids, cids, values):
-            since = timers[tid][0]
-            prev = sums.get(tid)
-            if tid in eps0:
-                sums[tid] = (value, 1) if prev is None else (prev[0] + value, prev[1] + 1)
-                holding[tid] = cid
-                continue
-            sums[tid] = (value, 1) if prev is None or since == now else (prev[0] + value, prev[1] + 1)
-            if now - since >= min_duration:
-                holding[tid] = cid
+                elif key not in eps0:
+                    sums.pop(key, None)
         if not holding and not eps0:
-            return _new(StayState, (timers, sums, eps0, state.next_event)), []
+            return _new(StayState, (timers, sums, eps0, counter)), []
         # life cycle (analytics.rules.lasting.Lifecycle.advance for single-track keys)
+        end_grace = self.end_grace
         camera_id = context.camera_id
         episodes: dict[int, tuple] = {}
         closed_events: list[Event] = []
@@ -232,7 +262,6 @@ class Stays:
             else:
                 episodes[key] = ep
         events: list[Event] = []
-        counter = state.next_event
         seq = context.seq
         for key in sorted(holding):
             cid = holding[key]
@@ -286,6 +315,7 @@ class LoiteringRule:
         self.config = config
         self._classes = frozenset(class_ids_from_names(config.classes))
         cfg = config
+        self._counted = counted_rows(cfg.zone, self._classes, cfg.max_speed_mps)
         base: dict[str, Any] = {"zone": cfg.zone if cfg.zone is not None else "frame"}
 
         min_duration = cfg.min_duration
@@ -316,31 +346,15 @@ class LoiteringRule:
     def step(self, tracks: Tracks, state: StayState, now: float, *,
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        cfg = self.config
         view = frame_view(tracks, context)
-        # which rows count, in plain Python (a frame holds a handful of tracks): cheapest test first
-        if cfg.zone is None:
-            keep = view.present().tolist()
-        else:
-            keep = view.in_zone(cfg.zone).tolist()
-            if True in keep:
-                keep = [k and p for k, p in zip(keep, view.present().tolist())]
-        if True in keep:
-            classes = self._classes
-            all_cids = tracks.class_id.tolist()
-            keep = [k and c in classes for k, c in zip(keep, all_cids)]
-        if True in keep:
-            speed = view.ground_speed().tolist()
-            if cfg.max_speed_mps is not None:
-                top = cfg.max_speed_mps
-                keep = [k and v <= top for k, v in zip(keep, speed)]
+        keep = view.column(*self._counted).tolist()
         if True not in keep:
             if not state.timers and not state.episodes:
                 return state, []
             return self._stays.step(state, [], [], [], now, context)
         ids = list(compress(tracks.track_id.tolist(), keep))
-        cids = list(compress(all_cids, keep))
-        values = list(compress(speed, keep))
+        cids = list(compress(tracks.class_id.tolist(), keep))
+        values = list(compress(view.ground_speed().tolist(), keep))
         return self._stays.step(state, ids, cids, values, now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:

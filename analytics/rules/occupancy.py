@@ -35,21 +35,19 @@ keeps its best score (and the frame of it as its best frame).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from analytics.geometry import GroundCalibration, SceneGeometry, Zone, dlt_homography
-from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
-from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.rules.loitering import counted_rows
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
 
-#: The single key of the rule's condition.
-_KEY = 0
+#: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
+UPDATE_EVERY = 5.0
 #: Smallest |w| (homogeneous scale) of a zone vertex mapped to the ground, relative to the largest.
 _HORIZON_TOL = 1e-6
 
@@ -138,34 +136,54 @@ class OccupancyConfig(RuleConfigBase):
             raise ValueError(f"rule {self.id!r}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class OccupancyState:
-    """State of one occupancy rule (immutable).
+class _OccupancyFields(NamedTuple):
+    timer: tuple[float, float] | None
+    peak_count: int
+    episode: tuple | None
+    next_event: int
+
+
+# The open event, as a plain tuple: (event id, start, last_true, last_emit, best_score, best_seq, then the
+# condition at last_true: track ids and class ids of the counted rows in row order, peak count, zone area).
+_ID, _START, _LAST, _EMIT, _BEST, _SEQ, _IDS, _CIDS, _PEAK, _AREA = range(10)
+
+
+class OccupancyState(_OccupancyFields):
+    """State of one occupancy rule (immutable: a tuple, built cheaply once per frame).
 
     Attributes:
-        timers: {0: (since, last_true)} while the measure is (or was, within ``grace``) above the threshold.
+        timer: (since, last_true) while the measure is (or was, within ``grace``) above the threshold
+            (:func:`analytics.rules.lasting.update_timers` for the rule's single key), else None.
         peak_count: highest count since the timer or the event began (0 when neither runs).
-        life: the open event, if any (key 0).
+        episode: the open event, if any: (event id, start, last_true, last_emit, best_score, best_seq, track
+            ids, class ids, peak count, zone area), the last four as of ``last_true`` (the members and
+            evidence of its records, built only when one is emitted).
+        next_event: counter of the next event id.
     """
 
-    timers: Mapping[int, tuple[float, float]] = field(default_factory=dict)
-    peak_count: int = 0
-    life: LifecycleState = field(default_factory=LifecycleState)
+    __slots__ = ()
+
+    def __new__(cls, timer: tuple[float, float] | None = None, peak_count: int = 0, episode: tuple | None = None,
+                next_event: int = 0) -> OccupancyState:
+        return tuple.__new__(cls, (timer, peak_count, episode, next_event))
+
+
+_new = tuple.__new__  # builds a state from its fields without the defaults' checks
 
 
 class OccupancyRule:
     """Pure occupancy rule; see the module docstring for the semantics.
 
-    Speed: zone membership comes from the frame's shared :class:`~analytics.rules.view.FrameView`, and the
-    frame's few rows are selected in plain Python; a frame that can change nothing (nobody counted, or a
-    count under the threshold, while nothing runs) returns the same state at once.
+    Speed: the counted rows (present, of ``classes``, in the zone) are a column of the frame's shared
+    :class:`~analytics.rules.view.FrameView` (computed once for the whole log in a replay), so the count
+    is one call; the life cycle of :class:`analytics.rules.lasting.Lifecycle` (``update_on_members`` off) is
+    inlined for the rule's single key, and the members and evidence are only built when a record is emitted.
     """
 
     def __init__(self, config: OccupancyConfig) -> None:
         self.config = config
         self._wanted = frozenset(class_ids_from_names(config.classes))
-        self._life = Lifecycle("occupancy", config.id, config.min_duration, config.end_grace,
-                               update_on_members=False)
+        self._counted = counted_rows(config.zone, self._wanted)
         self._threshold = config.max_density if config.per_m2 else float(config.max_count)
         self._end_threshold = round(config.end_ratio * self._threshold, 3)
         self._zone_label = config.zone if config.zone is not None else "frame"
@@ -196,58 +214,61 @@ class OccupancyRule:
     def step(self, tracks: Tracks, state: OccupancyState, now: float, *,
              context: RuleContext) -> tuple[OccupancyState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        cfg = self.config
-        active = bool(state.timers) or bool(state.life.episodes)
+        timer, peak, ep, counter = state
+        active = timer is not None or ep is not None
         if not active and not len(tracks):
             return state, []
-        rows = self._rows(tracks, context)
-        count = len(rows)
+        counted = frame_view(tracks, context).column(*self._counted)
+        count = int(np.count_nonzero(counted))
         if count == 0 and not active:
             return state, []
+        cfg = self.config
         area = self._area(context)
         if cfg.per_m2 and area is None:
             raise ValueError(f"rule {self.id!r}: per_m2 needs a zone below the horizon and a ground calibration "
                              "(see OccupancyConfig.check_geometry)")
         measure = count / area if cfg.per_m2 else float(count)
-        above = measure > self._threshold
+        threshold = self._threshold
+        above = measure > threshold
         if not active and not above:  # nothing runs and nothing starts: the state stays as it is
             return state, []
-        timers = update_timers(state.timers, [_KEY] if above else [], now, grace=cfg.grace)
-        is_open = _KEY in state.life.episodes
-        holds = measure >= cfg.end_ratio * self._threshold if is_open else above
-        peak = max(state.peak_count if active else 0, count)
-        candidates = []
-        if holds:
-            candidates.append(self._candidate(tracks, rows, timers.get(_KEY, (now, now))[0], measure, peak, area))
-        life, events = self._life.advance(state.life, candidates, now, context=context)
-        if is_open and _KEY not in life.episodes:  # closed: a new event needs a new min_duration
-            timers = {}
-        still = bool(timers) or bool(life.episodes)
-        return OccupancyState(timers, peak if still else 0, life), events
+        # the timer (analytics.rules.lasting.update_timers for the single key)
+        if above:
+            timer = (now if timer is None else timer[0], now)
+        elif timer is not None and now - timer[1] > cfg.grace:
+            timer = None
+        if count > peak:
+            peak = count
+        # the life cycle (analytics.rules.lasting.Lifecycle.advance for the single key)
+        events: list[Event] = []
+        if ep is not None:
+            if measure >= cfg.end_ratio * threshold:  # holds (the relaxed condition)
+                score = saturating(measure / threshold)
+                best, best_seq = (score, context.seq) if score > ep[_BEST] else (ep[_BEST], ep[_SEQ])
+                emit = now - ep[_EMIT] >= UPDATE_EVERY
+                ep = (ep[_ID], ep[_START], now, now if emit else ep[_EMIT], best, best_seq,
+                      tuple(tracks.track_id[counted].tolist()), tuple(tracks.class_id[counted].tolist()), peak, area)
+                if emit:
+                    events.append(self._event(ep, "updated", now, context))
+            elif now - ep[_LAST] >= cfg.end_grace:
+                events.append(self._event(ep, "closed", ep[_LAST], context))
+                ep, timer = None, None  # closed: a new event needs a new min_duration
+        elif above and now - timer[0] >= cfg.min_duration:
+            since = timer[0]
+            ep = (event_id(context.camera_id, cfg.id, counter), min(since, now), now, now,
+                  saturating(measure / threshold), context.seq, tuple(tracks.track_id[counted].tolist()),
+                  tuple(tracks.class_id[counted].tolist()), peak, area)
+            counter += 1
+            events.append(self._event(ep, "open", now, context))
+        if timer is None and ep is None:
+            peak = 0
+        return _new(OccupancyState, (timer, peak, ep, counter)), events
 
-    def _rows(self, tracks: Tracks, context: RuleContext) -> list[int]:
-        """Rows of the present tracks of ``classes`` whose ground anchor is in the zone (anywhere without one).
-
-        Plain Python over the frame's few rows: cheaper than a chain of numpy calls at that size.
-        """
-        view = frame_view(tracks, context)
-        wanted = self._wanted
-        present = view.present().tolist()
-        classes = tracks.class_id.tolist()
-        if self.config.zone is None:
-            return [i for i, (p, c) in enumerate(zip(present, classes)) if p and c in wanted]
-        inside = view.in_zone(self.config.zone).tolist()
-        return [i for i, (p, z, c) in enumerate(zip(present, inside, classes)) if p and z and c in wanted]
-
-    def _candidate(self, tracks: Tracks, rows: list[int], since: float, measure: float, peak: int,
-                   area: float | None) -> Candidate:
-        """The condition at this frame: members are the tracks in the zone (``rows`` of ``tracks``)."""
-        cfg = self.config
-        track_id, class_id = tracks.track_id.tolist(), tracks.class_id.tolist()
-        rows = sorted(rows, key=track_id.__getitem__)  # stable, like the argsort it replaces
-        ids = tuple([track_id[i] for i in rows])
-        classes = tuple([CLASS_NAMES.get(class_id[i], str(class_id[i])) for i in rows])
-        n = len(ids)
+    def _event(self, ep: tuple, status: str, end: float, context: RuleContext) -> Event:
+        """A record of the open event ``ep``: its members and evidence are the condition at its last_true."""
+        track_id, class_id = ep[_IDS], ep[_CIDS]
+        rows = sorted(range(len(track_id)), key=track_id.__getitem__)  # stable, like an argsort
+        n, peak, area = len(rows), ep[_PEAK], ep[_AREA]
         evidence: dict[str, Any] = {
             "count": n, "peak_count": peak, "measure": self._measure,
             "threshold": self._threshold, "end_threshold": self._end_threshold, "zone": self._zone_label,
@@ -255,9 +276,14 @@ class OccupancyRule:
         if area is not None:
             evidence.update(zone_area_m2=round(area, 3), density=round(n / area, 4),
                             peak_density=round(peak / area, 4))
-        return Candidate(key=_KEY, since=since, members=ids, classes=classes,
-                         score=saturating(measure / self._threshold), evidence=evidence, zone_id=cfg.zone)
+        evidence["duration"] = round(end - ep[_START], 3)
+        return Event(id=ep[_ID], kind="occupancy", rule_id=self.config.id, camera_id=context.camera_id,
+                     status=status, start=ep[_START], end=end, member_ids=tuple([track_id[i] for i in rows]),
+                     classes=tuple([CLASS_NAMES.get(class_id[i], str(class_id[i])) for i in rows]),
+                     score=min(max(float(ep[_BEST]), 0.0), 1.0), evidence=evidence, best_frame_seq=ep[_SEQ],
+                     zone_id=self.config.zone)
 
     def close(self, state: OccupancyState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close the open event at the last time its condition held."""
-        return self._life.close_all(state.life, now, context=context)
+        ep = state.episode
+        return [] if ep is None else [self._event(ep, "closed", ep[_LAST], context)]

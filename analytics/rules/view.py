@@ -63,6 +63,12 @@ def class_lut(class_ids: tuple[int, ...] | list[int]) -> np.ndarray:
     return lut
 
 
+def _lut_index(class_id: np.ndarray) -> np.ndarray:
+    """Class ids as indices into the tables; ids outside [0, 254] map to the last entry ("other")."""
+    c = class_id.astype(np.intp)
+    return np.where((c < 0) | (c >= LUT_SIZE - 1), LUT_SIZE - 1, c)
+
+
 # -- element-wise measurements (one value per track row) --------------------------------------------------
 
 
@@ -80,7 +86,7 @@ def _confirmed(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
 
 def _mpp(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray:
     heights = np.maximum(t.xyxy[:, 3].astype(np.float64) - t.xyxy[:, 1], 1.0)
-    return _HEIGHT_BY_ID[np.clip(t.class_id, 0, LUT_SIZE - 1)] / heights
+    return _HEIGHT_BY_ID[_lut_index(t.class_id)] / heights
 
 
 def _ground(t: Tracks, size: Size, g: SceneGeometry) -> np.ndarray | None:
@@ -215,7 +221,7 @@ class FrameView:
 
     def of_classes(self, lut: np.ndarray) -> np.ndarray:
         """(N,) bool: present tracks whose class is set in ``lut`` (see :func:`class_lut`)."""
-        return self.present() & lut[np.clip(self.tracks.class_id, 0, LUT_SIZE - 1)]
+        return self.present() & lut[_lut_index(self.tracks.class_id)]
 
     def in_zone(self, zone_id: str) -> np.ndarray:
         """(N,) bool: ground anchor inside the zone."""

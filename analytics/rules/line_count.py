@@ -15,8 +15,9 @@ track born on the line and walking off is not counted.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -24,6 +25,7 @@ from pydantic import Field, field_validator
 
 from analytics.geometry import Line, SceneGeometry, position_along, signed_distance
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.rules.view import LUT_SIZE, FrameView
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
 
 _DIRECTION_NAMES = {1: "positive", -1: "negative"}
@@ -54,41 +56,74 @@ class LineCountConfig(RuleConfigBase):
 #: A remembered track: (side, anchor x, anchor y, last_seen, counted).
 _Memory = tuple[int, float, float, float, bool]
 _UNKNOWN: _Memory = (0, math.nan, math.nan, -math.inf, False)
+#: Code of a row the rule does not use (lost, or of another class) in the per-row side codes.
+_UNUSED = 2
 
 
 class LineCountState(NamedTuple):
-    """Per-track memory of one line-count rule (immutable: ``memory`` is never written after creation; a
+    """Per-track memory of one line-count rule (immutable: ``base`` is never written after creation; a
     named tuple, cheaper to build each frame than a frozen dataclass).
 
+    The memory is kept in two parts so that a frame where no track changes side costs no per-track work:
+    ``base`` and the last frame's rows (``tail_*``), whose update is applied to ``base`` lazily, only for
+    the rows whose key (track id and side code) is gone at a later frame. :attr:`memory` gives the two
+    merged.
+
+    A row's key is ``4 * track id + code + 1``, with its side code: the side outside the band (+1, -1), 0
+    inside the band, or 2 for a row the rule does not use (lost, or of another class).
+
     Attributes:
-        memory: track id -> ``(side, x, y, last_seen, counted)``: last side outside the hysteresis band
-            (+1, -1, or 0 when not yet known), the anchor (pixels) where that side was last observed (NaN
-            when unknown), the last frame time the track was used (seconds) and whether it has been counted
-            on this line.
+        base: track id -> ``(side, x, y, last_seen, counted)``, the memory before the update of the last
+            frame's rows (see :attr:`memory`); for a track used at the last frame its ``counted`` is
+            current, and so are its side and anchor when it was inside the band.
         counts: ((class name, direction, count), ...) sorted; the totals so far.
         next_event: counter for deterministic event ids.
-        oldest: seconds, at most the oldest ``last_seen`` in ``memory`` (inf when empty): tracks to forget
-            are looked for only once ``now - oldest`` exceeds ``forget_after``.
+        oldest: seconds, at most the oldest ``last_seen`` in ``base`` among the tracks not used at the
+            last frame (inf when none): tracks to forget are looked for only once ``now - oldest`` exceeds
+            ``forget_after``.
+        tail_id: what identifies the last frame's keys: the bytes of the int64 keys (or, for track ids too
+            large for them, a tuple of the keys).
+        tail_keys: the last frame's keys by row, a list never written; tail_array: the same as the frame
+            view's int64 array (None for track ids too large for it).
+        tail_tracks: the last frame's tracks, for their anchors (pixels), read only when a row is applied.
+        tail_time: the last frame's time, seconds.
 
     The properties ``track_id``, ``side``, ``pos``, ``last_seen`` and ``counted`` give the memory as arrays
     sorted by track id.
     """
 
-    memory: Mapping[int, _Memory] = {}  # noqa: RUF012 -- never written (a new dict each frame)
+    base: Mapping[int, _Memory] = {}  # noqa: RUF012 -- never written (a new dict when it changes)
     counts: tuple[tuple[str, int, int], ...] = ()
     next_event: int = 0
     oldest: float = math.inf
+    tail_id: bytes | tuple[int, ...] = b""
+    tail_keys: Sequence[int] = ()
+    tail_array: np.ndarray | None = None
+    tail_tracks: Tracks | None = None
+    tail_time: float = -math.inf
 
     @classmethod
     def empty(cls) -> LineCountState:
         return cls({})
+
+    @property
+    def memory(self) -> Mapping[int, _Memory]:
+        """track id -> ``(side, x, y, last_seen, counted)``: last side outside the hysteresis band (+1, -1,
+        or 0 when not yet known), the anchor (pixels) where that side was last observed (NaN when unknown),
+        the last frame time the track was used (seconds) and whether it has been counted on this line."""
+        if not self.tail_keys:
+            return self.base
+        mem = dict(self.base)
+        _apply_tail(mem, self, range(len(self.tail_keys)))
+        return mem
 
     def count(self, class_name: str, direction: int) -> int:
         """Crossings so far of ``class_name`` in ``direction`` (+1 or -1)."""
         return next((n for c, d, n in self.counts if c == class_name and d == direction), 0)
 
     def _column(self, k: int, dtype: Any) -> np.ndarray:
-        return np.array([self.memory[t][k] for t in sorted(self.memory)], dtype)
+        memory = self.memory
+        return np.array([memory[t][k] for t in sorted(memory)], dtype)
 
     @property
     def track_id(self) -> np.ndarray:
@@ -103,7 +138,8 @@ class LineCountState(NamedTuple):
     @property
     def pos(self) -> np.ndarray:
         """(K, 2) float64, anchor (pixels) where ``side`` was last observed; NaN when unknown."""
-        return np.array([self.memory[t][1:3] for t in sorted(self.memory)], np.float64).reshape(-1, 2)
+        memory = self.memory
+        return np.array([memory[t][1:3] for t in sorted(memory)], np.float64).reshape(-1, 2)
 
     @property
     def last_seen(self) -> np.ndarray:
@@ -114,6 +150,24 @@ class LineCountState(NamedTuple):
     def counted(self) -> np.ndarray:
         """(K,) bool, the track has been counted on this line."""
         return self._column(4, bool)
+
+
+def _apply_tail(mem: dict[int, _Memory], state: LineCountState, rows: Iterable[int]) -> None:
+    """Apply the update of the last frame's ``rows`` (indices into the tail) to ``mem`` (changed in place): a
+    used row outside the band sets the side and the anchor, one inside keeps them; both set last_seen."""
+    keys, anchor, when = state.tail_keys, state.tail_tracks.anchor, state.tail_time
+    for j in rows:
+        key = keys[j]
+        c = (key & 3) - 1
+        if c == _UNUSED:
+            continue
+        tid = key >> 2
+        prev = mem.get(tid, _UNKNOWN)
+        if c:
+            x, y = anchor[j].tolist()
+            mem[tid] = (c, x, y, when, prev[4])
+        else:
+            mem[tid] = (prev[0], prev[1], prev[2], when, prev[4])
 
 
 @dataclass(frozen=True)
@@ -145,13 +199,68 @@ class _Geometry(NamedTuple):
     ab2: float
 
 
+def _make_geometry(scene: SceneGeometry, frame_size: tuple[int, int], line_id: str) -> _Geometry:
+    line = scene.line(line_id)
+    a, b = np.asarray(line.a) * frame_size, np.asarray(line.b) * frame_size
+    ab = b - a
+    length = float(np.linalg.norm(ab))
+    return _Geometry(scene, frame_size, line, float(np.hypot(*ab)) == length, (*a.tolist(), *b.tolist()), length,
+                     float(ab @ ab))
+
+
+def _distances(tracks: Tracks, geo: _Geometry, view: FrameView) -> np.ndarray:
+    """(N,) float64 signed distances of the anchors to the line, pixels: the view's when they are exact."""
+    if geo.view_exact:
+        return view.line_distance(geo.line.id)
+    return signed_distance(tracks.anchor, geo.line, frame_size=geo.frame_size)
+
+
+@lru_cache(maxsize=256)  # one function per (line, band, classes), so the view's cache key names it
+def _code_fn(line_id: str, band: float, class_ids: tuple[int, ...]) -> Callable:
+    """Element-wise side code of each row (see :class:`LineCountState`), for the frame view."""
+    lut = np.zeros(LUT_SIZE, bool)
+    lut[list(class_ids)] = True
+
+    def code(t: Tracks, size: tuple[int, int], g: SceneGeometry) -> np.ndarray:
+        geo = _make_geometry(g, size, line_id)
+        dist = _distances(t, geo, FrameView(t, size, g))
+        side = np.where(np.abs(dist) >= band, np.sign(dist), 0).astype(np.int8)
+        cls = t.class_id.astype(np.int64)
+        used = (t.state != _LOST) & (cls >= 0) & (cls < LUT_SIZE) & lut[np.clip(cls, 0, LUT_SIZE - 1)]
+        side[~used] = _UNUSED
+        return side
+    return code
+
+
+#: Track ids must be below this (in magnitude) for the int64 keys ``4 * id + code + 1``.
+_KEY_LIMIT = 1 << 60
+
+
+@lru_cache(maxsize=256)
+def _key_fn(line_id: str, band: float, class_ids: tuple[int, ...]) -> Callable:
+    """Element-wise key ``4 * track id + code + 1`` of each row (int64), for the frame view; None when a
+    track id is too large for it."""
+    code_fn = _code_fn(line_id, band, class_ids)
+
+    def key(t: Tracks, size: tuple[int, int], g: SceneGeometry) -> np.ndarray | None:
+        ids = t.track_id.astype(np.int64)
+        if len(ids) and (int(ids.max()) >= _KEY_LIMIT or int(ids.min()) <= -_KEY_LIMIT):
+            return None
+        return ids * 4 + (code_fn(t, size, g).astype(np.int64) + 1)
+    return key
+
+
 class LineCountRule:
     """Pure line-count rule; see the module docstring for the semantics."""
 
     def __init__(self, config: LineCountConfig) -> None:
         self.config = config
         self._class_ids = np.asarray(class_ids_from_names(config.classes), dtype=np.int16)
-        self._wanted = frozenset(self._class_ids.tolist())
+        ids = tuple(sorted(set(self._class_ids.tolist())))
+        self._code_key = ("line_count:code", f"{config.line}|{config.hysteresis_px!r}|{ids}")
+        self._code_fn = _code_fn(config.line, config.hysteresis_px, ids)
+        self._key_key = ("line_count:key", self._code_key[1])
+        self._key_fn = _key_fn(config.line, config.hysteresis_px, ids)
         self._cached: _Geometry | None = None  # see _geometry
 
     @property
@@ -184,114 +293,148 @@ class LineCountRule:
              context: RuleContext) -> tuple[LineCountState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`. Events are ordered by track id.
 
-        Cost: a frame's handful of tracks are handled as Python values (cheaper than a dozen numpy calls on
-        arrays of 6), with the signed distances from the frame's shared view; the vectorised segment test
-        runs only on the frames where a track changes side.
+        Cost: each row's side code (side outside the band, 0 inside, or unused) is a column of the frame's
+        shared view (computed once for the whole log in a replay). When the frame has the same rows with the
+        same codes as the last one (most frames), the memory is left as it is and only the frame's rows are
+        kept for later: no per-track work. Otherwise only the rows whose code changed, appeared or
+        left are handled, as Python values; the segment test runs only for the tracks that change side.
         """
         cfg = self.config
-        geo = self._geometry(context)
         now = float(now)
-        wanted, lost = self._wanted, _LOST
-        cls = tracks.class_id.tolist()
-        rows = [i for i, (c, s) in enumerate(zip(cls, tracks.state.tolist())) if s != lost and c in wanted]
-        memory = state.memory
-        if not rows:
-            if now - state.oldest <= cfg.forget_after:
-                return state, []
-            kept, oldest = _forget(dict(memory), now, cfg.forget_after)
-            return LineCountState(kept, state.counts, state.next_event, oldest), []
-        ids = tracks.track_id.tolist()
-        anchor = tracks.anchor.tolist()
-        if geo.view_exact:
-            dist = frame_view(tracks, context).line_distance(cfg.line).tolist()
+        view = frame_view(tracks, context)
+        key = view.column(self._key_key, self._key_fn)  # KeyError naming the known lines for an unknown line
+        if key is not None:
+            key_id = key.tobytes()
+            if key_id == state.tail_id and now - state.oldest <= cfg.forget_after:
+                return LineCountState(state.base, state.counts, state.next_event, state.oldest, key_id,
+                                      state.tail_keys, key, tracks, now), []
+            keys = key.tolist()
+        else:  # track ids too large for int64 keys: the same keys as Python ints
+            code = view.column(self._code_key, self._code_fn).tolist()
+            keys = [4 * k + c + 1 for k, c in zip(tracks.track_id.tolist(), code, strict=True)]
+            key_id = tuple(keys)
+            if key_id == state.tail_id and now - state.oldest <= cfg.forget_after:
+                return LineCountState(state.base, state.counts, state.next_event, state.oldest, key_id,
+                                      state.tail_keys, None, tracks, now), []
+        return self._changed(tracks, state, now, context, view, key, keys, key_id)
+
+    def _changed(self, tracks: Tracks, state: LineCountState, now: float, context: RuleContext, view: FrameView,
+                 key: np.ndarray | None, keys: list[int],
+                 key_id: bytes | tuple) -> tuple[LineCountState, list[Event]]:
+        """:meth:`step` when the frame's keys differ from the last frame's, or tracks may be forgotten."""
+        cfg = self.config
+        base, oldest = state.base, state.oldest
+        # A key gone since the last frame: that row's update is applied to the memory now (its track changed
+        # code or left). A new key: a row to check for a change of side (a new track, or a changed code).
+        before = state.tail_keys
+        if key_id == state.tail_id:
+            gone = new = ()
+        elif key is not None and state.tail_array is not None and len(keys) == len(before):
+            rows = (key != state.tail_array).nonzero()[0].tolist()  # keys moved to another row are in both
+            now_k, before_k = {keys[i] for i in rows}, {before[i] for i in rows}
+            gone, new = before_k - now_k, now_k - before_k
         else:
-            dist = signed_distance(tracks.anchor, geo.line, frame_size=context.frame_size).tolist()
-        band = cfg.hysteresis_px
-        mem = dict(memory)
-        flip = False
-        for i in rows:
-            tid, d = ids[i], dist[i]
-            prev = memory.get(tid, _UNKNOWN)
-            side = (1 if d > 0 else -1 if d < 0 else 0) if abs(d) >= band else 0
-            if side:
-                if side != prev[0] and prev[0] and not prev[4]:
-                    flip = True
-                mem[tid] = (side, anchor[i][0], anchor[i][1], now, prev[4])
-            else:
-                mem[tid] = (prev[0], prev[1], prev[2], now, prev[4])
-        oldest = state.oldest if state.oldest < now else now
+            now_k, before_k = set(keys), set(before)
+            gone, new = before_k - now_k, now_k - before_k
+        mem = None
+        if gone:
+            # A row inside the band only sets last_seen, which a track still used now does not need (its
+            # new row sets it later), so those are skipped; unused rows set nothing.
+            used = {k >> 2 for k in new if k & 3 != _UNUSED + 1}
+            rows = [before.index(k) for k in gone if (r := k & 3) != _UNUSED + 1 and (r != 1 or k >> 2 not in used)]
+            if rows:
+                mem = dict(base)
+                _apply_tail(mem, state, rows)
+                if state.tail_time < oldest:
+                    oldest = state.tail_time
+        prior = base if mem is None else mem  # the memory before this frame for the new keys' tracks
+        flips = []
+        for k in new:
+            c = (k & 3) - 1
+            if c and c != _UNUSED:
+                tid = k >> 2
+                prev = prior.get(tid, _UNKNOWN)
+                if prev[0] and c != prev[0] and not prev[4]:
+                    flips.append((tid, keys.index(k), c))
         if now - oldest > cfg.forget_after:
-            mem, oldest = _forget(mem, now, cfg.forget_after)
-        if not flip:
-            return LineCountState(mem, state.counts, state.next_event, oldest), []
-        crossings = self._crossed(rows, ids, cls, anchor, dist, memory, geo, context)
-        for tid, _, _ in crossings:
-            mem[tid] = (*mem[tid][:4], True)
-        return self._emit(LineCountState(mem, state.counts, state.next_event, oldest), crossings, now=now,
-                          context=context)
+            mem = dict(prior) if mem is None else mem
+            oldest = _forget(mem, now, cfg.forget_after, {k >> 2 for k in keys if k & 3 != _UNUSED + 1})
+        state_now = LineCountState(base if mem is None else mem, state.counts, state.next_event, oldest, key_id,
+                                   keys, key, tracks, now)
+        if not flips:
+            return state_now, []
+        crossings = self._crossed(sorted(flips), tracks, state, prior, self._geometry(context), context, view, keys)
+        if not crossings:
+            return state_now, []
+        mem = dict(prior) if mem is None else mem
+        anchor = view.anchor
+        for i, tid, _, side in crossings:
+            x, y = anchor[i].tolist()
+            mem[tid] = (side, x, y, now, True)
+        return self._emit(mem, state_now, crossings, now=now, context=context)
 
     def _geometry(self, context: RuleContext) -> _Geometry:
         """The line and its constants for the frame size, cached for the last geometry and size seen."""
         cached = self._cached
         if cached is not None and cached.scene is context.geometry and cached.frame_size == context.frame_size:
             return cached
-        line = context.geometry.line(self.config.line)
-        a, b = np.asarray(line.a) * context.frame_size, np.asarray(line.b) * context.frame_size
-        ab = b - a
-        length = float(np.linalg.norm(ab))
-        self._cached = _Geometry(context.geometry, context.frame_size, line, float(np.hypot(*ab)) == length,
-                                 (*a.tolist(), *b.tolist()), length, float(ab @ ab))
+        self._cached = _make_geometry(context.geometry, context.frame_size, self.config.line)
         return self._cached
 
-    def _crossed(self, rows: list[int], ids: list[int], cls: list[int], anchor: list, dist: list,
-                 memory: Mapping[int, _Memory], geo: _Geometry, context: RuleContext) -> list[tuple[int, int, int]]:
-        """``(track id, class id, direction)`` of the rows that crossed the segment, by track id.
+    def _crossed(self, flips: list[tuple[int, int, int]], tracks: Tracks, state: LineCountState,
+                 prior: Mapping[int, _Memory], geo: _Geometry, context: RuleContext, view: FrameView,
+                 keys: list[int]) -> list[tuple[int, int, int, int]]:
+        """``(row, track id, class id, direction)`` of the rows that crossed the segment, by track id, among
+        the rows that changed side, ``flips`` ((track id, row, side), ...) sorted, whose memory before this
+        frame is in ``prior``.
 
-        The segment test of :meth:`_crossings` in plain Python for the rows that changed side, with the same
-        floating-point operations; only the projection on the line (a matrix product there, which BLAS may
-        round differently) is not bit for bit, so a crossing point within rounding of an endpoint goes to
-        the vectorised test itself.
+        The segment test of :meth:`_crossings` in plain Python, with the same floating-point operations;
+        only the projection on the line (a matrix product there, which BLAS may round differently) is not
+        bit for bit, so a crossing point within rounding of an endpoint goes to the vectorised test itself,
+        over all the frame's used rows as always.
         """
         ax, ay, bx, by = geo.ends
         abx, aby = bx - ax, by - ay
-        band, out = self.config.hysteresis_px, []
-        for i in sorted(rows, key=ids.__getitem__):
-            tid, d = ids[i], dist[i]
-            side = (1 if d > 0 else -1 if d < 0 else 0) if abs(d) >= band else 0
-            prev = memory.get(tid, _UNKNOWN)
-            if not side or side == prev[0] or not prev[0] or prev[4]:
-                continue
+        dist, anchor, cls = _distances(tracks, geo, view), view.anchor, tracks.class_id
+        out = []
+        for tid, i, side in flips:
+            d = float(dist[i])
+            prev = prior[tid]
             px, py = prev[1], prev[2]
             d_prev = (abx * (py - ay) - aby * (px - ax)) / geo.length
             frac = d_prev / (d_prev - d)
-            qx, qy = px + frac * (anchor[i][0] - px) - ax, py + frac * (anchor[i][1] - py) - ay
+            x, y = anchor[i].tolist()
+            qx, qy = px + frac * (x - px) - ax, py + frac * (y - py) - ay
             t = (qx * abx + qy * aby) / geo.ab2
             margin = 1e-12 * (1.0 + (abs(qx * abx) + abs(qy * aby)) / geo.ab2)
             if not (math.isfinite(t) and abs(t) > margin and abs(t - 1.0) > margin):
-                return self._crossed_exactly(rows, ids, cls, anchor, dist, memory, context)
+                return self._crossed_exactly(tracks, state, dist, anchor, context, keys)
             if 0.0 <= t <= 1.0:
-                out.append((tid, cls[i], side))
+                out.append((i, tid, int(cls[i]), side))
         return out
 
-    def _crossed_exactly(self, rows: list[int], ids: list[int], cls: list[int], anchor: list, dist: list,
-                         memory: Mapping[int, _Memory], context: RuleContext) -> list[tuple[int, int, int]]:
-        """:meth:`_crossed` by the vectorised test over the frame's rows sorted by track id."""
-        order = sorted(rows, key=ids.__getitem__)
+    def _crossed_exactly(self, tracks: Tracks, state: LineCountState, dist: np.ndarray, anchor: np.ndarray,
+                         context: RuleContext, keys: list[int]) -> list[tuple[int, int, int, int]]:
+        """:meth:`_crossed` by the vectorised test over the frame's used rows sorted by track id."""
+        ids, cls = tracks.track_id.tolist(), tracks.class_id.tolist()
+        order = sorted((i for i, k in enumerate(keys) if k & 3 != _UNUSED + 1), key=ids.__getitem__)
+        memory = state.memory
         prev = [memory.get(ids[i], _UNKNOWN) for i in order]
         previous = _Previous(side=np.array([p[0] for p in prev], np.int8),
                              pos=np.array([p[1:3] for p in prev], np.float64).reshape(-1, 2),
                              counted=np.array([p[4] for p in prev], bool))
+        anchor, dist = anchor.tolist(), dist.tolist()
         side, crossed = self._crossings(np.array([anchor[i] for i in order], np.float64).reshape(-1, 2),
                                         np.array([dist[i] for i in order], np.float64), previous, context)
-        return [(ids[i], cls[i], s) for i, s, c in zip(order, side.tolist(), crossed.tolist(), strict=True) if c]
+        return [(i, ids[i], cls[i], s) for i, s, c in zip(order, side.tolist(), crossed.tolist(), strict=True) if c]
 
-    def _emit(self, state: LineCountState, crossings: list[tuple[int, int, int]], *, now: float,
-              context: RuleContext) -> tuple[LineCountState, list[Event]]:
-        """One ``line_crossing`` event per crossing ``(track id, class id, direction)``; updates the totals and
-        the event counter."""
+    def _emit(self, base: Mapping[int, _Memory], state: LineCountState, crossings: list[tuple[int, int, int, int]],
+              *, now: float, context: RuleContext) -> tuple[LineCountState, list[Event]]:
+        """One ``line_crossing`` event per crossing ``(row, track id, class id, direction)``; ``state`` with
+        ``base``, the totals and the event counter updated."""
         counts = {(c, d): n for c, d, n in state.counts}
         events, counter = [], state.next_event
-        for tid, cid, d in crossings:
+        for _, tid, cid, d in crossings:
             name = CLASS_NAMES.get(cid, str(cid))
             counts[(name, d)] = counts.get((name, d), 0) + 1
             events.append(Event(
@@ -303,7 +446,7 @@ class LineCountRule:
             ))
             counter += 1
         new_counts = tuple(sorted((c, d, n) for (c, d), n in counts.items()))
-        return LineCountState(state.memory, new_counts, counter, state.oldest), events
+        return LineCountState(base, new_counts, counter, *state[3:]), events
 
 
 def _counts_evidence(counts: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
@@ -314,9 +457,15 @@ def _counts_evidence(counts: dict[tuple[str, int], int]) -> dict[str, dict[str, 
     return out
 
 
-def _forget(memory: dict[int, _Memory], now: float, forget_after: float) -> tuple[dict[int, _Memory], float]:
-    """``memory`` (a fresh dict, changed in place) without the tracks unseen for more than ``forget_after``
-    seconds, and the oldest ``last_seen`` left (inf when empty)."""
-    for tid in [t for t, m in memory.items() if not now - m[3] <= forget_after]:
-        del memory[tid]
-    return memory, min((m[3] for m in memory.values()), default=math.inf)
+def _forget(memory: dict[int, _Memory], now: float, forget_after: float, used: set[int]) -> float:
+    """Drop from ``memory`` (changed in place) the tracks unseen for more than ``forget_after`` seconds, but
+    not those in ``used`` (the tracks of this frame, seen now); returns the oldest ``last_seen`` left among
+    the others (inf when none)."""
+    oldest = math.inf
+    for tid, m in list(memory.items()):
+        if tid not in used:
+            if not now - m[3] <= forget_after:
+                del memory[tid]
+            elif m[3] < oldest:
+                oldest = m[3]
+    return oldest

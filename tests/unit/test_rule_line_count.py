@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -10,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from analytics.geometry import Line, SceneGeometry
+from analytics.geometry import Line, SceneGeometry, position_along, signed_distance
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.line_count import LineCountConfig, LineCountRule
-from analytics.types import PERSON, Tracks, TrackState
+from analytics.types import CLASS_IDS, PERSON, Tracks, TrackState
 
 W, H = 640, 480
 BAND = 10.0
@@ -145,3 +146,87 @@ def test_unknown_line_names_the_known_ones():
     ctx = RuleContext(camera_id="cam", frame_size=(W, H), seq=0, geometry=GEOMETRY)
     with pytest.raises(KeyError, match="gate"):
         rule.step(_tracks([(1, 1.0, 1.0)]), rule.initial_state(), 0.0, context=ctx)
+
+
+def _reference(frames: list[Tracks], times: list[float], config: LineCountConfig) -> tuple[list, list[dict]]:
+    """The rule's semantics written plainly: every used row updates its track's memory at every frame.
+    Returns the crossings ((frame, track id, direction), ...) and the memory after each frame."""
+    line = GEOMETRY.line(config.line)
+    wanted = {CLASS_IDS[c] for c in config.classes}
+    memory: dict[int, tuple] = {}
+    crossings, memories = [], []
+    for f, (tracks, now) in enumerate(zip(frames, times, strict=True)):
+        dist = signed_distance(tracks.anchor, line, frame_size=(W, H)).tolist()
+        anchor = tracks.anchor.tolist()
+        new = dict(memory)
+        rows = [i for i in range(len(tracks)) if tracks.state[i] != TrackState.LOST and tracks.class_id[i] in wanted]
+        for i in sorted(rows, key=lambda r: tracks.track_id[r]):
+            tid, d = int(tracks.track_id[i]), dist[i]
+            side, px, py, _, counted = memory.get(tid, (0, math.nan, math.nan, -math.inf, False))
+            now_side = (1 if d > 0 else -1 if d < 0 else 0) if abs(d) >= config.hysteresis_px else 0
+            if not now_side:
+                new[tid] = (side, px, py, now, counted)
+                continue
+            if side and now_side != side and not counted:
+                d_prev = float(signed_distance(np.array([[px, py]]), line, frame_size=(W, H))[0])
+                q = np.array([px, py]) + d_prev / (d_prev - d) * (np.array(anchor[i]) - [px, py])
+                if 0.0 <= float(position_along(q[None], line, frame_size=(W, H))[0]) <= 1.0:
+                    crossings.append((f, tid, now_side))
+                    counted = True
+            new[tid] = (now_side, anchor[i][0], anchor[i][1], now, counted)
+        memory = {t: m for t, m in new.items() if now - m[3] <= config.forget_after}
+        memories.append(memory)
+    return crossings, memories
+
+
+def _random_frames(seed: int, *, id_offset: int = 0) -> tuple[list[Tracks], list[float]]:
+    """Tracks walking up and down across the line with jitter, appearing and leaving, sometimes lost or of
+    another class, with gaps in time long enough to forget tracks."""
+    rng = np.random.default_rng(seed)
+    pool = {}  # track id -> [x, y, vy]
+    frames, times, now, next_id = [], [], 0.0, 1
+    for _ in range(150):
+        now += 0.2 if rng.random() > 0.03 else 2.5
+        if rng.random() < 0.3 or not pool:
+            pool[next_id] = [rng.uniform(-50, W + 50), rng.uniform(LINE_Y - 80, LINE_Y + 80), rng.choice([-9.0, 9.0])]
+            next_id += 1
+        for tid in list(pool):
+            if rng.random() < 0.04:
+                del pool[tid]
+        rows = []
+        for tid, p in pool.items():
+            if rng.random() < 0.1:
+                continue  # missing from this frame
+            p[1] += p[2] + rng.normal(0, 6)
+            if abs(p[1] - LINE_Y) > 90:
+                p[2] = -p[2]
+            rows.append((tid, p[0], p[1]))
+        tracks = _tracks(rows) if rows else _tracks([])
+        n = len(tracks)
+        state = np.where(rng.random(n) < 0.1, TrackState.LOST, TrackState.CONFIRMED).astype(np.int8)
+        cls = np.where(rng.random(n) < 0.1, CLASS_IDS["car"], PERSON).astype(np.int16)
+        frames.append(Tracks(tracks.track_id + id_offset, tracks.xyxy, cls, tracks.confidence, tracks.velocity,
+                             tracks.age, state))
+        times.append(now)
+    return frames, times
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lazy_memory_matches_a_plain_per_frame_update(seed):
+    """The state keeps the last frame's rows aside and applies them only when they change: its memory and
+    crossings must be those of updating every track at every frame; also for ids too large for int64 keys."""
+    config = CONFIG.model_copy(update={"classes": ("person",), "forget_after": 1.0})
+    frames, times = _random_frames(seed)
+    crossings, memories = _reference(frames, times, config)
+    offset = 1 << 61
+    big_frames, _ = _random_frames(seed, id_offset=offset)
+    for frame_list, shift in ((frames, 0), (big_frames, offset)):
+        rule, state, got = LineCountRule(config), None, []
+        state = rule.initial_state()
+        for f, (tracks, now) in enumerate(zip(frame_list, times, strict=True)):
+            ctx = RuleContext(camera_id="cam", frame_size=(W, H), seq=f, geometry=GEOMETRY)
+            state, events = rule.step(tracks, state, now, context=ctx)
+            got.extend((f, e.member_ids[0] - shift, e.evidence["direction"]) for e in events)
+            assert {t - shift: m for t, m in state.memory.items()} == memories[f]
+        assert got == crossings
+    assert crossings  # the frames do cross the line

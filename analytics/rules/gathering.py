@@ -53,17 +53,19 @@ threshold and the duration: 0.63 for a group of exactly ``min_people`` that just
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
-from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.rules.view import FrameView
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
+from analytics.rules.lasting import Candidate, Episode, Lifecycle, LifecycleState, update_timers
+from analytics.rules.view import LUT_SIZE, _ground, _ground_speed, _mpp, _zone_fn, class_lut
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, TrackState, check_class_names, class_ids_from_names
 
 _FALLBACK_UNIT = "person-height fallback"
 #: From this many eligible people on, the pairwise distances are computed with numpy (same values, element
@@ -72,6 +74,10 @@ _NUMPY_PAIRS_FROM = 16
 #: Below this many values numpy's mean adds them one after the other (its pairwise summation starts at 8), so
 #: a plain Python loop gives the very same float; from it on, numpy itself.
 _NUMPY_MEAN_FROM = 8
+#: The two shortcuts of :meth:`GatheringRule.step` (the same clusters as the previous frame keep their keys
+#: without matching; a frame where the life cycle has nothing to emit defers its episode updates, see
+#: :class:`_Held`). Tests turn them off to check they change nothing.
+_SHORTCUTS = True
 
 
 class GatheringConfig(RuleConfigBase):
@@ -118,8 +124,7 @@ class GatheringConfig(RuleConfigBase):
         return self.end_min_people if self.end_min_people is not None else max(self.min_people - 1, 2)
 
 
-@dataclass(frozen=True)
-class GroupMemory:
+class GroupMemory(NamedTuple):
     """A group remembered across frames.
 
     Attributes:
@@ -135,49 +140,157 @@ class GroupMemory:
     max_size: int
 
 
-@dataclass(frozen=True)
-class GatheringState:
+class _Held(NamedTuple):
+    """What the life cycle would write into an open episode on a frame where its group holds and nothing is
+    emitted (no new members, no update due, nothing opens or closes): kept aside, and written into the
+    :class:`~analytics.rules.lasting.Episode` (:meth:`GatheringRule._episodes`) only on the next frame that
+    needs the life cycle, so a quiet frame builds no Candidate and no Episode."""
+
+    members: tuple[int, ...]
+    classes: tuple[str, ...]
+    score: float
+    evidence: Mapping[str, Any]
+    last_true: float
+    best_score: float
+    best_seq: int
+
+
+class GatheringState(NamedTuple):
     """Immutable state of one gathering rule.
 
     Attributes:
         groups: remembered groups, ordered by key.
         timers: start hysteresis per group key: ``key -> (since, last_true)`` seconds (size >= min_people).
-        lifecycle: open events of the :class:`~analytics.rules.lasting.Lifecycle`.
+        lifecycle: open events of the :class:`~analytics.rules.lasting.Lifecycle`; see ``held``.
         next_group: counter for new group keys.
+        held: per open event, the quiet frames' update of its episode not yet written into ``lifecycle``
+            (:class:`_Held`); empty after any frame that ran the life cycle.
+        last: the previous frame's clusters (member ids) and their group keys, when it had clusters (the
+            same clusters get the same keys again: see :meth:`GatheringRule.step`).
     """
 
     groups: tuple[GroupMemory, ...] = ()
-    timers: Mapping[int, tuple[float, float]] = field(default_factory=dict)
-    lifecycle: LifecycleState = field(default_factory=LifecycleState)
+    timers: Mapping[int, tuple[float, float]] = {}  # never mutated: each frame builds new mappings
+    lifecycle: LifecycleState = LifecycleState()
     next_group: int = 0
+    held: Mapping[int, _Held] = {}
+    last: tuple[tuple[tuple[int, ...], ...], tuple[int, ...]] | None = None
 
 
-class _Frame:
-    """Eligible people of one frame, sorted by track id (plain Python lists, aligned), for clusters and evidence.
+#: Columns of :func:`_people_fn`: position (ground metres, or anchor pixels without calibration), metres per
+#: pixel (the fallback scale; 1 with a calibration), anchor pixels, ground speed m/s, eligible (1 or 0).
+_PX, _PY, _SCALE, _AX, _AY, _SPEED, _ELIGIBLE = range(7)
+_FIRST = itemgetter(0)
+_new = tuple.__new__  # builds a named tuple from a tuple of its fields, without its Python-level __new__
 
-    ``dist[i][j]`` (for ``i < j`` at least) is the ground distance of people ``i`` and ``j``, metres (the
-    formula of :meth:`analytics.rules.view.FrameView.pairwise_distance_m`, element by element).
+
+@lru_cache(maxsize=256)
+def _people_fn(class_ids: tuple[int, ...], max_speed_mps: float, zone: str | None) -> Callable:
+    """The rule's column (see the indices above): element-wise, the very floats of the view's ``ground``,
+    ``anchor``, ``metres_per_px`` and ``ground_speed``; eligible: present, of the classes, slow enough (and
+    inside the zone)."""
+    lut = class_lut(class_ids)
+    in_zone = None if zone is None else _zone_fn(zone)
+
+    def people(t: Tracks, size: tuple[int, int], g: SceneGeometry) -> np.ndarray:
+        speed = _ground_speed(t, size, g)
+        c = t.class_id
+        eligible = (t.state != TrackState.TENTATIVE) & (c >= 0) & (c < LUT_SIZE - 1) & lut[np.clip(c, 0, LUT_SIZE - 1)]
+        eligible &= speed <= max_speed_mps  # NaN is not eligible, as with a Python <=
+        if in_zone is not None:
+            eligible &= in_zone(t, size, g)
+        out = np.full((len(speed), 7), np.nan)  # only eligible rows are read: only theirs are computed
+        out[:, _SPEED] = speed
+        out[:, _ELIGIBLE] = eligible
+        sub = t[eligible]
+        anchor = sub.anchor.astype(np.float64)
+        ground = _ground(sub, size, g)
+        out[eligible, _PX:_PY + 1] = anchor if ground is None else ground
+        out[eligible, _SCALE] = _mpp(sub, size, g) if ground is None else 1.0
+        out[eligible, _AX:_AY + 1] = anchor
+        return out
+    return people
+
+
+def _distance(a: list[float], b: list[float], calibrated: bool) -> float:
+    """Ground distance of two rows of :func:`_people`, metres: the very float of the pair loops (Python or
+    numpy, element by element)."""
+    dx = a[_PX] - b[_PX]
+    dy = a[_PY] - b[_PY]
+    if calibrated:
+        return math.sqrt(dx * dx + dy * dy)
+    return math.sqrt(dx * dx + dy * dy) * (a[_SCALE] + b[_SCALE]) / 2
+
+
+class _Evidence(Mapping):
+    """The evidence of one candidate, built on first read (most candidates are never emitted).
+
+    It reads only values fixed when the candidate was made (the frame's column of the view, which nobody
+    writes to, and arrays of its own), so when it is built does not change what it holds.
     """
 
-    __slots__ = ("rows", "track_id", "class_id", "speed", "dist", "calibrated", "_tracks", "_anchor")
+    __slots__ = ("_args", "_dict")
 
-    def __init__(self, tracks: Tracks, rows: list[int], track_id: list[int], class_id: list[int],
-                 speed: list[float], dist: list[list[float]], calibrated: bool,
-                 anchor: list[list[float]] | None) -> None:
-        self.rows = rows  # rows of the frame's tracks
-        self.track_id = track_id  # ascending
-        self.class_id = class_id
-        self.speed = speed  # m/s
-        self.dist = dist
-        self.calibrated = calibrated
-        self._tracks = tracks
-        self._anchor = anchor  # the whole frame's anchors (pixels), when already read
+    def __init__(self, *args: Any) -> None:
+        self._args: tuple | None = args
+        self._dict: dict[str, Any] | None = None
 
-    def anchor(self) -> list[list[float]]:
-        """The whole frame's anchors, pixels (float32 read as float, exactly as ``astype(float64)``)."""
-        if self._anchor is None:
-            self._anchor = self._tracks.anchor.tolist()
-        return self._anchor
+    def _get(self) -> dict[str, Any]:
+        d = self._dict
+        if d is None:
+            d = self._dict = _evidence(*self._args)
+            self._args = None
+        return d
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+    def __deepcopy__(self, memo: dict) -> _Evidence:
+        return self  # immutable as seen from outside
+
+    def __reduce__(self) -> tuple:
+        return (dict, (self._get(),))
+
+
+def _evidence(data: np.ndarray, sel: np.ndarray, comp: list[int], groups: tuple[GroupMemory, ...], key: int,
+              calibrated: bool, frame_size: tuple[int, int], thresholds: dict[str, Any]) -> dict[str, Any]:
+    """Evidence of the cluster of group ``key`` (``groups``: as remembered after its frame): its members are
+    rows ``sel[comp]`` (ascending track ids) of the frame's column ``data`` of :func:`_people_fn`."""
+    max_size = next(g.max_size for g in groups if g.key == key)
+    people = data[sel[comp]].tolist()
+    size = len(people)
+    if size < _NUMPY_MEAN_FROM:  # numpy's own order of summation for so few values: one after the other
+        first = people[0]
+        cx, cy, mean_speed = first[_AX], first[_AY], first[_SPEED]
+        for p in people[1:]:
+            cx += p[_AX]
+            cy += p[_AY]
+            mean_speed += p[_SPEED]
+        cx, cy = cx / size, cy / size
+        mean_speed /= size
+    else:
+        cx, cy = np.asarray([p[_AX:_AY + 1] for p in people], dtype=np.float64).mean(axis=0).tolist()
+        mean_speed = float(np.asarray([p[_SPEED] for p in people], dtype=np.float64).mean())
+    diameter = max(_distance(a, b, calibrated) for n, a in enumerate(people) for b in people[n + 1:])
+    return {
+        "size": size,
+        "max_size": int(max_size),
+        "centroid_px": [round(cx, 1), round(cy, 1)],
+        "centroid_norm": [round(cx / frame_size[0], 4), round(cy / frame_size[1], 4)],
+        "diameter_m": round(float(diameter), 3),
+        "mean_speed_mps": round(mean_speed, 3),
+        "unit": "m" if calibrated else _FALLBACK_UNIT,
+        "thresholds": dict(thresholds),
+    }
 
 
 def connected_components(adjacency: np.ndarray) -> np.ndarray:
@@ -223,17 +336,20 @@ def match_groups(clusters: list[tuple[int, ...]], groups: tuple[GroupMemory, ...
     if clusters and groups:
         cluster_of = {tid: c for c, members in enumerate(clusters) for tid in members}
         shared: dict[tuple[int, int], int] = {}
+        get = cluster_of.get
         for g, group in enumerate(groups):
             for tid in group.members:
-                c = cluster_of.get(tid)
+                c = get(tid)
                 if c is not None:
-                    shared[(g, c)] = shared.get((g, c), 0) + 1
-        ranked = sorted(shared, key=lambda gc: (-shared[gc], gc[0], -len(clusters[gc[1]]), gc[1]))
-        taken: set[int] = set()
-        for g, c in ranked:
-            if keys[c] == -1 and g not in taken:
-                keys[c] = groups[g].key
-                taken.add(g)
+                    shared[g, c] = shared.get((g, c), 0) + 1
+        if shared:
+            # groups are ordered by key, so the group's index orders as its key
+            ranked = sorted([(-count, g, -len(clusters[c]), c) for (g, c), count in shared.items()])
+            taken: set[int] = set()
+            for _, g, _, c in ranked:
+                if keys[c] == -1 and g not in taken:
+                    keys[c] = groups[g].key
+                    taken.add(g)
     for c, key in enumerate(keys):
         if key == -1:
             keys[c] = next_group
@@ -246,11 +362,16 @@ class GatheringRule:
 
     def __init__(self, config: GatheringConfig) -> None:
         self.config = config
-        self._wanted = frozenset(class_ids_from_names(config.classes))
+        wanted = tuple(sorted(set(class_ids_from_names(config.classes))))
         self._class_names = [CLASS_NAMES.get(i, str(i)) for i in range(max(CLASS_NAMES) + 2)]
+        # every eligible row has this class when only one is counted
+        self._single_class = self._class_names[wanted[0]] if len(wanted) == 1 else None
+        self._people_key = ("gathering:people", f"{wanted}|{config.max_speed_mps!r}|{config.zone}")
+        self._people = _people_fn(wanted, config.max_speed_mps, config.zone)
         self._end_threshold = config.end_threshold
         self._lifecycle = Lifecycle("gathering", config.id, config.min_duration, config.end_grace,
                                     config.update_every)
+        assert self._lifecycle.update_on_members  # the quiet-frame test in step() assumes it
         self._retention = max(config.grace, config.end_grace)
         self._thresholds = {"min_people": config.min_people, "end_min_people": config.end_threshold,
                             "radius_m": config.radius_m, "max_speed_mps": config.max_speed_mps,
@@ -265,207 +386,248 @@ class GatheringRule:
 
     def close(self, state: GatheringState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close every open gathering at the last time it held."""
-        return self._lifecycle.close_all(state.lifecycle, now, context=context)
+        return self._lifecycle.close_all(self._episodes(state), now, context=context)
 
-    def _frame(self, tracks: Tracks, rows: list[int], speed: list[float], view: FrameView) -> _Frame:
-        """The eligible people (``rows`` of the frame, ascending; ``speed`` of every row), sorted by track id,
-        with their pairwise distances."""
-        track_id = tracks.track_id.tolist()
-        rows = sorted(rows, key=track_id.__getitem__)  # stable, like the argsort it replaces
-        n = len(rows)
-        ground = view.ground()
-        calibrated = ground is not None
-        anchor = None
-        if n >= _NUMPY_PAIRS_FROM:
-            sel = np.asarray(rows, dtype=np.intp)
-            if calibrated:
-                g = ground[sel]
-                d = g[:, None, :] - g[None, :, :]
-                dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
-            else:
-                xy = tracks.anchor[sel].astype(np.float64)
-                scale = view.metres_per_px()[sel]
-                d = xy[:, None, :] - xy[None, :, :]
-                dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) * (scale[:, None] + scale[None, :]) / 2
-            dist_l = dist.tolist()
-        else:
-            sqrt = math.sqrt
-            dist_l = []
-            if calibrated:
-                everywhere = ground.tolist()
-                xy = [everywhere[i] for i in rows]
-                for i in range(n):
-                    xi, yi = xy[i]
-                    row = [0.0] * (i + 1)
-                    for j in range(i + 1, n):
-                        dx = xi - xy[j][0]
-                        dy = yi - xy[j][1]
-                        row.append(sqrt(dx * dx + dy * dy))
-                    dist_l.append(row)
-            else:
-                anchor = tracks.anchor.tolist()  # float32 -> float, exactly as astype(float64)
-                mpp = view.metres_per_px().tolist()
-                xy = [anchor[i] for i in rows]
-                scale = [mpp[i] for i in rows]
-                for i in range(n):
-                    xi, yi = xy[i]
-                    si = scale[i]
-                    row = [0.0] * (i + 1)
-                    for j in range(i + 1, n):
-                        dx = xi - xy[j][0]
-                        dy = yi - xy[j][1]
-                        row.append(sqrt(dx * dx + dy * dy) * (si + scale[j]) / 2)
-                    dist_l.append(row)
-        class_id = tracks.class_id.tolist()
-        return _Frame(tracks, rows, [track_id[i] for i in rows], [class_id[i] for i in rows],
-                      [speed[i] for i in rows], dist_l, calibrated, anchor)
+    def _episodes(self, state: GatheringState) -> LifecycleState:
+        """The life cycle's state with the quiet frames' updates written in (see :class:`_Held`): the very
+        episodes :meth:`Lifecycle.advance` would have made on those frames."""
+        lifecycle = state.lifecycle
+        if not state.held:
+            return lifecycle
+        episodes = dict(lifecycle.episodes)
+        zone = self.config.zone
+        for key, h in state.held.items():
+            ep = episodes[key]
+            cand = Candidate(key=key, since=float(ep.start), members=h.members, classes=h.classes, score=h.score,
+                             evidence=h.evidence, zone_id=zone)
+            episodes[key] = Episode(ep.event_id, cand, ep.start, h.last_true, ep.last_emit, ep.emitted_members,
+                                    h.best_score, h.best_seq)
+        return LifecycleState(episodes, lifecycle.next_event)
 
-    def _clusters(self, frame: _Frame) -> list[list[int]]:
-        """Indices into ``frame`` (ascending) of each cluster of at least ``end_threshold`` people, ordered by
-        their first index: connected components of "distance <= radius_m" (single linkage)."""
-        n = len(frame.track_id)
-        need = self._end_threshold
-        if n < need:
-            return []
+    def _clusters(self, columns: list[list[float]], calibrated: bool) -> list[list[int]]:
+        """Indices of people (ascending) of each cluster of at least ``end_threshold`` people, ordered by their
+        first index: connected components of "distance <= radius_m" (single linkage). ``columns``: x, y (and
+        the scale without a calibration) of each person, columns of :func:`_people_fn`."""
+        xs, ys = columns[0], columns[1]
+        n = len(xs)
         radius = self.config.radius_m
-        dist = frame.dist
-        adjacent: list[list[int]] = [[] for _ in range(n)]
-        for i in range(n):
-            row, near_i = dist[i], adjacent[i]
-            for j in range(i + 1, n):
-                if row[j] <= radius:
-                    near_i.append(j)
-                    adjacent[j].append(i)
-        seen = [False] * n
-        clusters = []
-        for i in range(n):
-            if seen[i]:
-                continue
-            seen[i] = True
-            component, todo = [i], [i]
-            while todo:
-                for v in adjacent[todo.pop()]:
-                    if not seen[v]:
-                        seen[v] = True
-                        component.append(v)
-                        todo.append(v)
-            if len(component) >= need:
-                component.sort()
-                clusters.append(component)
+        if n >= _NUMPY_PAIRS_FROM:  # the same floats, element by element, as the loops below
+            x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+            with np.errstate(invalid="ignore"):  # NaN or inf positions: near no one, as in the loops
+                dx, dy = x[:, None] - x[None, :], y[:, None] - y[None, :]
+                dist = np.sqrt(dx * dx + dy * dy)
+                if not calibrated:
+                    s = np.asarray(columns[2], dtype=np.float64)
+                    dist = dist * (s[:, None] + s[None, :]) / 2
+                ii, jj = np.nonzero(np.triu(dist <= radius, 1))
+            edges = list(zip(ii.tolist(), jj.tolist()))
+        else:
+            # pairs in order of x: a pair further apart along x than ``reach`` is beyond the radius (its
+            # distance is at least that gap times the smallest scale, less a few ulps): never computed
+            sqrt = math.sqrt
+            edges = []
+            if calibrated:
+                reach = -radius * (1.0 + 1e-9)
+                people = zip(xs, ys, range(n))
+            else:
+                scale = columns[2]
+                smallest = min(scale)
+                reach = -radius * (1.0 + 1e-9) / smallest if smallest > 0.0 else -math.inf
+                people = zip(xs, ys, range(n), scale)
+            if math.isfinite(sum(xs)):
+                people = sorted(people, key=_FIRST)
+            else:  # NaN would break the order; NaN or inf is near no one anyway
+                people = sorted([p for p in people if math.isfinite(p[0])], key=_FIRST)
+            if calibrated:
+                for a, (xi, yi, i) in enumerate(people):
+                    for xj, yj, j in people[a + 1:]:
+                        dx = xi - xj
+                        if dx < reach:
+                            break
+                        dy = yi - yj
+                        if sqrt(dx * dx + dy * dy) <= radius:
+                            edges.append((i, j))
+            else:
+                for a, (xi, yi, i, si) in enumerate(people):
+                    for xj, yj, j, sj in people[a + 1:]:
+                        dx = xi - xj
+                        if dx < reach:
+                            break
+                        dy = yi - yj
+                        if sqrt(dx * dx + dy * dy) * (si + sj) / 2 <= radius:
+                            edges.append((i, j))
+        if not edges:
+            return []
+        # components by merging the few edges' end points (each person's component list is shared; a
+        # component merged into another is emptied)
+        component_of: dict[int, list[int]] = {}
+        components = []
+        for i, j in edges:
+            ci = component_of.get(i)
+            cj = component_of.get(j)
+            if ci is None:
+                if cj is None:
+                    component_of[i] = component_of[j] = ci = [i, j]
+                    components.append(ci)
+                else:
+                    cj.append(i)
+                    component_of[i] = cj
+            elif cj is None:
+                ci.append(j)
+                component_of[j] = ci
+            elif ci is not cj:
+                ci.extend(cj)
+                for v in cj:
+                    component_of[v] = ci
+                cj.clear()
+        need = self._end_threshold
+        clusters = [sorted(c) for c in components if len(c) >= need]  # need >= 2: no emptied one
+        clusters.sort()  # by first index (components are disjoint)
         return clusters
 
     def step(self, tracks: Tracks, state: GatheringState, now: float, *,
              context: RuleContext) -> tuple[GatheringState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`. Events: closed, then by group key."""
-        cfg = self.config
         need = self._end_threshold
-        idle = not (state.groups or state.timers or state.lifecycle.episodes)
+        episodes = state.lifecycle.episodes
+        idle = not (state.groups or state.timers or episodes)
         if idle and len(tracks) < need:
             return state, []
         view = frame_view(tracks, context)
-        # plain Python over the frame's few rows: cheaper than a chain of numpy calls at that size
-        wanted = self._wanted
-        present, classes = view.present().tolist(), tracks.class_id.tolist()
-        if cfg.zone is None:
-            rows = [i for i, (p, c) in enumerate(zip(present, classes)) if p and c in wanted]
-        else:
-            rows = [i for i, (p, z, c) in enumerate(zip(present, view.in_zone(cfg.zone).tolist(), classes))
-                    if p and z and c in wanted]
-        if idle and len(rows) < need:
-            return state, []
-        speed = view.ground_speed().tolist()
-        limit = cfg.max_speed_mps
-        rows = [i for i in rows if speed[i] <= limit]
-        if len(rows) < need:  # no cluster this frame
-            if idle:
-                return state, []
-            return self._without_clusters(state, now, context)
-        frame = self._frame(tracks, rows, speed, view)
-        clusters = self._clusters(frame)
+        data = view.column(self._people_key, self._people)
+        sel = data[:, _ELIGIBLE].nonzero()[0]
+        clusters = None
+        if len(sel) >= need:
+            calibrated = view.geometry.calibration is not None  # as view.ground() is not None
+            ids = tracks.track_id[sel].tolist()
+            if ids != sorted(ids):  # by track id, stable like the argsort it replaces
+                order = sorted(range(len(ids)), key=ids.__getitem__)
+                ids = [ids[k] for k in order]
+                sel = sel[order]
+            clusters = self._clusters(data[sel, :2 if calibrated else 3].T.tolist(), calibrated)
         if not clusters:
             if idle:
                 return state, []
             return self._without_clusters(state, now, context)
-        ids = frame.track_id
-        members = [tuple([ids[k] for k in comp]) for comp in clusters]
-        keys, next_group = match_groups(members, state.groups, state.next_group)
+        cfg = self.config
+        members = tuple([tuple([ids[k] for k in comp]) for comp in clusters])
+        # Group identity. When the previous frame had these very clusters, their matching gives the keys it
+        # gave them then: the remembered groups are now those it matched (members = these clusters: each
+        # shares all of its cluster and nothing else) and groups it left unmatched, unchanged or expired; an
+        # unmatched group sharing all of a cluster ranked after that cluster's group then, so it does again.
+        last = state.last
+        if last is not None and last[0] == members and _SHORTCUTS:
+            keys, next_group = last[1], state.next_group
+        else:
+            keys, next_group = match_groups(members, state.groups, state.next_group)
+            keys = tuple(keys)
+        last = (members, keys)
         groups = self._remember(state.groups, keys, members, now)
-        holding = [k for k, m in zip(keys, members) if len(m) >= cfg.min_people]
-        timers = update_timers(state.timers, holding, now, grace=cfg.grace)
-        max_size = {g.key: g.max_size for g in groups}
-        candidates = []
-        episodes = state.lifecycle.episodes
+        min_people = cfg.min_people
+        timers = update_timers(state.timers, [k for k, m in zip(keys, members) if len(m) >= min_people], now,
+                               grace=cfg.grace)
+        # the candidates, as (key, since, members, classes, score, evidence), and whether the life cycle has
+        # anything to do this frame (open, update or close an event); if not, only its quiet update (_Held)
+        holding = []
+        busy = not _SHORTCUTS
+        min_duration, update_every = cfg.min_duration, cfg.update_every
+        score_size, score_held = min_people, max(min_duration, 1.0)
+        single_class, frame_size, thresholds = self._single_class, context.frame_size, self._thresholds
+        exp = math.exp
+        open_held = 0  # open events held this frame
         for key, comp, m in zip(keys, clusters, members):
+            size = len(m)
             episode = episodes.get(key)
-            if episode is None and len(m) < cfg.min_people:
+            if episode is None:
+                if size < min_people:
+                    continue
+                since = float(timers[key][0])
+                if now - since < min_duration:
+                    continue  # the life cycle would not open it yet: no candidate needed
+                busy = True
+            else:
+                open_held += 1
+                since = float(episode.start)
+                if m != episode.emitted_members or now - episode.last_emit >= update_every:
+                    busy = True
+            held = now - since
+            if 0.0 > held:  # max(held, 0.0)
+                held = 0.0
+            score = 0.5 * (1.0 - exp(-size / score_size)) + 0.5 * (1.0 - exp(-held / score_held))
+            if single_class is not None:
+                classes = (single_class,) * size
+            else:
+                names, top = self._class_names, len(self._class_names) - 1
+                classes = tuple([names[min(max(c, 0), top)] for c in tracks.class_id[sel[comp]].tolist()])
+            evidence = _Evidence(data, sel, comp, groups, key, calibrated, frame_size, thresholds)
+            holding.append((key, since, m, classes, score if 0.0 <= score <= 1.0 else min(max(score, 0.0), 1.0),
+                            evidence))
+        if not busy and open_held < len(episodes):
+            busy = self._closing(state, now, {h[0] for h in holding})
+        if not busy:
+            if not holding:
+                return GatheringState(groups, timers, state.lifecycle, next_group, state.held, last), []
+            held_all = dict(state.held)
+            seq = context.seq
+            for key, _, m, classes, score, evidence in holding:
+                h = held_all.get(key)
+                if h is None:
+                    ep = episodes[key]
+                    best, best_seq = ep.best_score, ep.best_seq
+                else:
+                    best, best_seq = h.best_score, h.best_seq
+                if score > best:
+                    best, best_seq = score, seq
+                held_all[key] = _new(_Held, (m, classes, score, evidence, now, best, best_seq))
+            return _new(GatheringState, (groups, timers, state.lifecycle, next_group, held_all, last)), []
+        zone = cfg.zone
+        candidates = [Candidate(key=key, since=since, members=m, classes=classes, score=score, evidence=evidence,
+                                zone_id=zone) for key, since, m, classes, score, evidence in holding]
+        lifecycle, events = self._lifecycle.advance(self._episodes(state), candidates, now, context=context)
+        return GatheringState(groups, timers, lifecycle, next_group, {}, last), events
+
+    def _closing(self, state: GatheringState, now: float, holding: set[int] | frozenset[int]) -> bool:
+        """Whether an open event not held this frame closes now (as :meth:`Lifecycle.advance` decides)."""
+        end_grace = self.config.end_grace
+        held = state.held
+        for key, ep in state.lifecycle.episodes.items():
+            if key in holding:
                 continue
-            since = episode.start if episode is not None else timers[key][0]
-            candidates.append(self._candidate(key, since, comp, m, frame, max_size[key], now, context))
-        lifecycle, events = self._lifecycle.advance(state.lifecycle, candidates, now, context=context)
-        return GatheringState(groups, timers, lifecycle, next_group), events
+            h = held.get(key)
+            if now - (h.last_true if h is not None else ep.last_true) >= end_grace:
+                return True
+        return False
 
     def _without_clusters(self, state: GatheringState, now: float,
                           context: RuleContext) -> tuple[GatheringState, list[Event]]:
         """A frame without clusters: groups and timers age, open events may close."""
         groups = self._remember(state.groups, [], [], now)
         timers = update_timers(state.timers, (), now, grace=self.config.grace)
-        lifecycle, events = self._lifecycle.advance(state.lifecycle, (), now, context=context)
-        if (groups is state.groups and lifecycle is state.lifecycle and len(timers) == len(state.timers)):
-            return state, events  # nothing expired: the same state (timers without true keys only drop)
-        return GatheringState(groups, timers, lifecycle, state.next_group), events
+        if state.lifecycle.episodes and (self._closing(state, now, frozenset()) or not _SHORTCUTS):
+            lifecycle, events = self._lifecycle.advance(self._episodes(state), (), now, context=context)
+            return GatheringState(groups, timers, lifecycle, state.next_group), events
+        if groups is state.groups and len(timers) == len(state.timers) and state.last is None:
+            return state, []  # nothing expired: the same state (timers without true keys only drop)
+        return GatheringState(groups, timers, state.lifecycle, state.next_group, state.held), []
 
     def _remember(self, old: tuple[GroupMemory, ...], keys: Sequence[int], members: Sequence[tuple[int, ...]],
                   now: float) -> tuple[GroupMemory, ...]:
         """Matched groups with their new members; unmatched ones kept for ``max(grace, end_grace)``."""
+        retention = self._retention
         if not keys:
-            kept = tuple(g for g in old if now - g.last_seen <= self._retention)
+            kept = tuple([g for g in old if now - g.last_seen <= retention])
             return old if len(kept) == len(old) else kept
-        previous = {g.key: g for g in old}
-        out = {k: GroupMemory(k, m, float(now), max(len(m), previous[k].max_size if k in previous else 0))
-               for k, m in zip(keys, members)}
-        for g in old:
-            if g.key not in out and now - g.last_seen <= self._retention:
-                out[g.key] = g
-        return tuple(out[k] for k in sorted(out))
-
-    def _candidate(self, key: int, since: float, comp: list[int], ids: tuple[int, ...], frame: _Frame,
-                   max_size: int, now: float, context: RuleContext) -> Candidate:
-        """The lifecycle candidate of one cluster (``comp``: indices into ``frame``), with evidence and score."""
-        cfg = self.config
-        size = len(ids)
-        held = max(now - since, 0.0)
-        score = (0.5 * (1.0 - math.exp(-size / cfg.min_people))
-                 + 0.5 * (1.0 - math.exp(-held / max(cfg.min_duration, 1.0))))
-        everywhere, rows = frame.anchor(), frame.rows
-        anchor = [everywhere[rows[k]] for k in comp]
-        speeds = [frame.speed[k] for k in comp]
-        if size < _NUMPY_MEAN_FROM:  # numpy's own order of summation for so few values: one after the other
-            cx, cy = anchor[0]
-            for x, y in anchor[1:]:
-                cx += x
-                cy += y
-            cx, cy = cx / size, cy / size
-            mean_speed = speeds[0]
-            for v in speeds[1:]:
-                mean_speed += v
-            mean_speed /= size
-        else:
-            cx, cy = np.asarray(anchor, dtype=np.float64).mean(axis=0).tolist()
-            mean_speed = float(np.asarray(speeds, dtype=np.float64).mean())
-        dist = frame.dist
-        diameter = max(dist[i][j] for n, i in enumerate(comp) for j in comp[n + 1:])
-        evidence: dict[str, Any] = {
-            "size": size,
-            "max_size": int(max_size),
-            "centroid_px": [round(cx, 1), round(cy, 1)],
-            "centroid_norm": [round(cx / context.frame_size[0], 4), round(cy / context.frame_size[1], 4)],
-            "diameter_m": round(float(diameter), 3),
-            "mean_speed_mps": round(mean_speed, 3),
-            "unit": "m" if frame.calibrated else _FALLBACK_UNIT,
-            "thresholds": dict(self._thresholds),
-        }
-        names, last = self._class_names, len(self._class_names) - 1
-        class_id = frame.class_id
-        classes = tuple([names[min(max(class_id[k], 0), last)] for k in comp])
-        return Candidate(key=key, since=float(since), members=ids, classes=classes,
-                         score=min(max(score, 0.0), 1.0), evidence=evidence, zone_id=cfg.zone)
+        now = float(now)
+        matched = dict(zip(keys, members))
+        out = []
+        for g in old:  # ordered by key
+            m = matched.pop(g.key, None)
+            if m is not None:
+                size = len(m)
+                out.append(_new(GroupMemory, (g.key, m, now, size if size > g.max_size else g.max_size)))
+            elif now - g.last_seen <= retention:
+                out.append(g)
+        if matched:  # new keys, from the counter: above every remembered one
+            for k in sorted(matched):
+                out.append(GroupMemory(k, matched[k], now, len(matched[k])))
+        return tuple(out)

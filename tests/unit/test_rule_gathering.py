@@ -7,6 +7,7 @@ pixel without calibration, so 2 m is ~118 px), 7 frames per second.
 from __future__ import annotations
 
 import copy
+import math
 import json
 
 import numpy as np
@@ -523,3 +524,101 @@ def test_small_groups_average_in_python_as_numpy_does(monkeypatch):
     monkeypatch.setattr(gathering, "_NUMPY_MEAN_FROM", 0)
     _, with_numpy = _run(frames)
     assert in_python == with_numpy and len(in_python) > 6
+
+
+def _reference_clusters(xs, ys, scale, radius: float, need: int) -> list[list[int]]:
+    """Connected components of "distance <= radius" over every pair, the distance written out pair by pair."""
+    n = len(xs)
+    adj = np.zeros((n, n), bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = xs[i] - xs[j], ys[i] - ys[j]
+            d = math.sqrt(dx * dx + dy * dy)
+            if scale is not None:
+                d = d * (scale[i] + scale[j]) / 2
+            adj[i, j] = adj[j, i] = d <= radius
+    labels = connected_components(adj).tolist()
+    out = [[i for i in range(n) if labels[i] == lab] for lab in sorted(set(labels))]
+    return [c for c in out if len(c) >= need]
+
+
+@pytest.mark.parametrize("calibrated", [False, True], ids=["fallback", "calibrated"])
+def test_python_and_numpy_pair_paths_find_the_same_clusters(monkeypatch, calibrated):
+    """The pair loop in Python (sweep along x, pairs beyond the radius along x skipped) and the numpy distance
+    matrix give the same clusters as every pair written out, on random frames: many sizes, people exactly on
+    the radius, ties along x, NaN and infinite positions."""
+    import analytics.rules.gathering as gathering
+
+    rng = np.random.default_rng(2024)
+    rule = GatheringRule(CONFIG)
+    radius = CONFIG.radius_m
+    for _ in range(400):
+        n = int(rng.integers(2, 40))
+        spread = 8.0 * rng.uniform(0.2, 2.0)
+        xs = rng.uniform(0, spread, n)
+        ys = rng.uniform(0, spread, n)
+        if rng.uniform() < 0.3:  # ties along x, and pairs exactly at the radius
+            xs[: n // 2] = np.round(xs[: n // 2])
+            ys[1::3] = ys[0] + radius
+            xs[1::3] = xs[0]
+        if rng.uniform() < 0.2:
+            xs[rng.integers(0, n)] = np.nan
+            ys[rng.integers(0, n)] = rng.choice([np.nan, np.inf])
+            xs[rng.integers(0, n)] = -np.inf
+        if calibrated:
+            scale = None
+            columns = [xs.tolist(), ys.tolist()]
+        else:  # pixels, with the person-height scale of ~100 px boxes
+            scale = (MPP * rng.uniform(0.9, 1.1, n)).tolist()
+            xs, ys = xs / MPP, ys / MPP
+            columns = [xs.tolist(), ys.tolist(), scale]
+        expected = _reference_clusters(xs.tolist(), ys.tolist(), scale, radius, rule._end_threshold)
+        monkeypatch.setattr(gathering, "_NUMPY_PAIRS_FROM", 10**6)
+        in_python = rule._clusters(columns, calibrated)
+        monkeypatch.setattr(gathering, "_NUMPY_PAIRS_FROM", 0)
+        with_numpy = rule._clusters(columns, calibrated)
+        assert in_python == with_numpy == expected
+
+
+def _wandering(rng: np.random.Generator, n_people: int, n_frames: int, scale: float) -> list[Tracks]:
+    """People drifting about a small square, now and then walking off or hidden: groups form, merge, split."""
+    xy = rng.uniform(-3, 3, (n_people, 2))
+    frames = []
+    for _ in range(n_frames):
+        step = rng.normal(0, 0.08, (n_people, 2))
+        walkers = rng.uniform(size=n_people) < 0.1
+        step[walkers] *= 8
+        xy = np.clip(xy + step, -4, 4)
+        seen = rng.uniform(size=n_people) < 0.9
+        ids = np.flatnonzero(seen) + 1
+        vel = step[seen] / DT
+        states = np.where(rng.uniform(size=len(ids)) < 0.1, TrackState.LOST, TrackState.CONFIRMED)
+        frames.append(_tracks(ids, xy[seen], vel, state=states, scale=scale, box_h=100 + rng.uniform(-3, 3, len(ids))))
+    return frames
+
+
+@pytest.mark.parametrize("geometry", [GEOMETRY, CALIBRATED], ids=["fallback", "calibrated"])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_shortcuts_change_nothing(monkeypatch, geometry, seed):
+    """Keys reused for the same clusters and episode updates deferred on quiet frames: with and without them,
+    frame by frame, the same events and the same groups, timers and open events."""
+    import analytics.rules.gathering as gathering
+
+    rng = np.random.default_rng(seed)
+    scale = CAL_MPP if geometry is CALIBRATED else MPP
+    frames = _wandering(rng, 14, 500, scale) + [EMPTY] * 20
+    cfg = CONFIG.model_copy(update={"min_people": 2 + seed % 2, "radius_m": 1.2, "min_duration": 1.0,
+                                    "grace": 0.5, "end_grace": 1.0, "update_every": 2.0, "max_speed_mps": 1.0})
+    rule = GatheringRule(cfg)
+    runs = []
+    for shortcuts in (True, False):
+        monkeypatch.setattr(gathering, "_SHORTCUTS", shortcuts)
+        state, trace = rule.initial_state(), []
+        for seq, tracks in enumerate(frames):
+            state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq, geometry))
+            trace.append((events, state.groups, dict(state.timers), rule._episodes(state), state.next_group))
+        trace.append(rule.close(state, len(frames) * DT, context=_ctx(len(frames), geometry)))
+        runs.append(trace)
+    assert runs[0] == runs[1]
+    events = [e for step in runs[0][:-1] for e in step[0]] + runs[0][-1]
+    assert len({e.id for e in events}) >= 3 and any(e.status == "updated" for e in events)

@@ -97,6 +97,8 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     poly = np.asarray(polygon, dtype=np.float64)
+    if len(pts) >= _EDGE_LOOP_POINTS:  # many points (a whole track log): one pass per edge, no (N, M) temporaries
+        return _points_in_polygon_by_edge(pts, poly)
     a, b = poly[None, :, :], np.roll(poly, -1, axis=0)[None, :, :]
     px, py = pts[:, 0:1], pts[:, 1:2]
     spans = (a[..., 1] > py) != (b[..., 1] > py)
@@ -104,6 +106,24 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
         x_cross = a[..., 0] + (py - a[..., 1]) * (b[..., 0] - a[..., 0]) / (b[..., 1] - a[..., 1])
     crossings = spans & (px < x_cross)
     return (np.count_nonzero(crossings, axis=1) % 2) == 1
+
+
+#: From this many points, :func:`points_in_polygon` loops over edges instead of broadcasting points x edges.
+_EDGE_LOOP_POINTS = 256
+
+
+def _points_in_polygon_by_edge(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Same test and the same arithmetic, element by element, as the broadcast form (identical results)."""
+    px, py = pts[:, 0], pts[:, 1]
+    inside = np.zeros(len(pts), bool)
+    for (ax, ay), (bx, by) in zip(poly.tolist(), np.roll(poly, -1, axis=0).tolist(), strict=True):
+        spans = (ay > py) != (by > py)
+        if not spans.any():
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
+        inside ^= spans & (px < x_cross)
+    return inside
 
 
 def _scale(points: np.ndarray, frame_size: tuple[float, float]) -> np.ndarray:

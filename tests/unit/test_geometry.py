@@ -134,3 +134,16 @@ def test_calibrations_compare_by_their_points_even_after_the_homography_is_cache
     _ = a.homography, b.homography
     assert a == b and hash(a) == hash(b)
     assert a != GroundCalibration(**{**points, "ground_points": [[0, 0], [5, 0], [5, 3], [0, 3]]})
+
+
+def test_the_per_edge_inside_test_for_many_points_matches_the_broadcast_one_exactly() -> None:
+    from analytics.geometry import _EDGE_LOOP_POINTS, _points_in_polygon_by_edge
+
+    rng = np.random.default_rng(0)
+    polygon = np.array([[0.1, 0.1], [0.9, 0.2], [0.6, 0.5], [0.95, 0.9], [0.2, 0.8], [0.3, 0.45]])
+    points = np.concatenate([rng.random((5000, 2)), polygon, (polygon + np.roll(polygon, -1, axis=0)) / 2])
+    few = np.concatenate([points_in_polygon(chunk, polygon) for chunk in np.array_split(points, 100)])
+    assert len(points) // 100 < _EDGE_LOOP_POINTS <= len(points)
+    assert np.array_equal(points_in_polygon(points, polygon), few)
+    assert np.array_equal(_points_in_polygon_by_edge(points, polygon), few)
+    assert 0.2 < few.mean() < 0.8

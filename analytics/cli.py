@@ -85,7 +85,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"video": True})})
     runner = _build_runner(cfg)
     log.info("running %d camera(s); output in %s", len(cfg.cameras), runner.out_dir)
-    return _run_with_signals(runner, progress=not args.no_progress, report_path=runner.out_dir / "run_report.json")
+    store = _attach_alerts(runner, cfg)
+    try:
+        return _run_with_signals(runner, progress=not args.no_progress,
+                                 report_path=runner.out_dir / "run_report.json")
+    finally:
+        if store is not None:
+            log.info("alerts: %d open, %d in all, in %s", len(store.list_alerts(open_only=True)),
+                     len(store.list_alerts()), store.url)
+            store.close()
+
+
+def _attach_alerts(runner, cfg):
+    """When a camera has rules: open the alert store and feed the runner's events to an alert stage."""
+    if not any(cam.rules for cam in cfg.cameras):
+        return None
+    from analytics.alerts.store import AlertStore, AlertStoreError
+    from analytics.pipeline.alerting import AlertStage
+
+    url = cfg.alerts.store or f"sqlite:///{(runner.out_dir / 'alerts.db').resolve()}"
+    try:
+        store = AlertStore.open(url)
+    except AlertStoreError as err:
+        raise UsageError(str(err)) from None
+    stage = AlertStage(cfg.alerts, store, cfg.cameras)
+    runner.event_subscribers.append(stage.process)
+    return store
 
 
 def _track_config(args: argparse.Namespace):

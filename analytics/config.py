@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics import paths
+from analytics.alerts.config import AlertsConfig
 from analytics.geometry import SceneGeometry
 from analytics.rules.catalog import RuleConfig
 from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
@@ -166,6 +167,8 @@ class RunConfig(_Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     cameras: Annotated[tuple[CameraConfig, ...], Field(min_length=1, description="the cameras to analyse")]
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="how events become ranked alerts, "
+                                 "where they are stored, escalation authorities, retention")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RunConfig:

@@ -70,6 +70,8 @@ class AlertsConfig(_Strict):
     recency_half_life: float = Field(300.0, gt=0.0, le=86_400.0, description="wall-clock seconds after which an "
                                      "alert's recency bonus halves; range 60-3600")
     authorities: tuple[Authority, ...] = Field((), description="authorities alerts may be escalated to")
+    store: str | None = Field(None, description="alert store URL: sqlite:///path.db or postgresql://user@host/db; "
+                              "null: sqlite:///<output dir>/alerts.db")
     retention_days: int = Field(15, ge=1, description=f"days alerts and recordings are kept (legal_hold "
                                 f"excepted); range 1-{MAX_RETENTION_DAYS}, at most {MAX_RETENTION_DAYS}")
 

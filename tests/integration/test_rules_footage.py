@@ -26,7 +26,9 @@ from analytics.detectors import create_detector
 from analytics.event_eval import final_events
 from analytics.eventlog import read_events
 from analytics.pipeline import Runner
+from analytics.alerts.store import AlertStore
 from analytics.baseline import Baseline
+from analytics.pipeline.alerting import AlertStage
 from analytics.config import load_config
 from analytics.replay import replay
 from analytics.sources import open_source
@@ -36,11 +38,14 @@ pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def _run(cfg: RunConfig) -> Path:
+def _run(cfg: RunConfig, *, alerts: AlertStage | None = None) -> Path:
     classes = tuple(sorted({cid for cam in cfg.cameras for cid in cam.detection.class_ids}))
     detector = create_detector(cfg.detector, classes=classes, confidence=min(c.detection.confidence for c in cfg.cameras))
+    runner = Runner(cfg, detector, open_source=open_source)
+    if alerts is not None:
+        runner.event_subscribers.append(alerts.process)
     try:
-        report = Runner(cfg, detector, open_source=open_source).run()
+        report = runner.run()
     finally:
         detector.close()
     assert all(c.error is None for c in report.cameras), [c.error for c in report.cameras]
@@ -101,7 +106,13 @@ def desk_run(footage: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
             "rules": [{"kind": "loitering", "id": "at-table", "zone": labels["table_zone"]["id"], "min_duration": 6}],
         }],
     }
-    return _run(parse_config(data, path=out / "run.yaml")), labels
+    cfg = parse_config(data, path=out / "run.yaml")
+    store = AlertStore.open(f"sqlite:///{out / 'alerts.db'}")
+    try:
+        _run(cfg, alerts=AlertStage(cfg.alerts, store, cfg.cameras))
+    finally:
+        store.close()
+    return out, labels
 
 
 def test_each_person_lingering_at_the_table_gives_one_loitering_event(desk_run) -> None:
@@ -168,3 +179,17 @@ def test_a_learned_baseline_does_not_flag_the_steady_flow_but_flags_a_surge(free
     flagged = final_events(e for e in surge if e.kind == "abnormal_flow")
     assert flagged and {e.evidence["direction"] for e in flagged} == {"surge"}
     assert all(e.start >= 16.0 - 10 for e in flagged)  # only windows overlapping the tripled half
+
+
+def test_the_visits_to_the_table_make_one_stored_alert(desk_run) -> None:
+    out, labels = desk_run
+    events = final_events(read_events(out / "desk.events.jsonl"))
+    with AlertStore.open(f"sqlite:///{out / 'alerts.db'}") as store:
+        alerts = store.list_alerts()
+    # one place, one kind, visits a few seconds apart: merged into one alert, updated, not six
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.kind, alert.zone_id, alert.status) == ("loitering", labels["table_zone"]["id"], "new")
+    assert sorted(alert.event_ids) == sorted(e.id for e in events)
+    assert set(alert.member_ids) == {m for e in events for m in e.member_ids}
+    assert 0 < alert.priority <= 1 and {"severity", "evidence", "zone", "recency"} <= set(alert.breakdown)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.geometry import SceneGeometry
 from analytics.rules.view import FrameView
-from analytics.types import Tracks
+from analytics.types import Tracks, check_class_names
 
 EventStatus = Literal["open", "updated", "closed"]
 _STATUSES = ("open", "updated", "closed")
@@ -117,6 +117,12 @@ class RuleConfigBase(BaseModel):
                     "of event ids")
     severity: float = Field(0.5, ge=0.0, le=1.0, description="how serious this rule's events are for the "
                             "alert ranking (0 informative, 1 critical); range 0.2-1")
+
+    @field_validator("classes", check_fields=False)
+    @classmethod
+    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Every rule with a ``classes`` field: known class names, at least one."""
+        return check_class_names(value)
 
     def check_geometry(self, geometry: SceneGeometry) -> None:
         """Raise ValueError naming the missing zone or line (or other unmet need) of this rule."""

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 #: The one key of the rule's condition (one congestion per rule and zone).
 _KEY = 0
@@ -79,10 +79,6 @@ class CongestionConfig(RuleConfigBase):
     end_grace: float = Field(10.0, ge=0.0, description="seconds without the condition before an open event "
                              "closes, so a queue that moves for a moment is still one congestion; range 5-60")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
 
 @dataclass(frozen=True)

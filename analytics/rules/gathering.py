@@ -59,13 +59,13 @@ from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Episode, Lifecycle, LifecycleState, update_timers
 from analytics.rules.view import LUT_SIZE, _ground, _ground_speed, _mpp, _zone_fn, class_lut
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, TrackState, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, TrackState, class_ids_from_names
 
 _FALLBACK_UNIT = "person-height fallback"
 #: From this many eligible people on, the pairwise distances are computed with numpy (same values, element
@@ -106,10 +106,6 @@ class GatheringConfig(RuleConfigBase):
                              "null: the whole frame")
     classes: tuple[str, ...] = Field(("person",), description=f"class names counted, any of {sorted(CLASS_IDS)}")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
     @model_validator(mode="after")
     def _end_threshold_not_above_start(self) -> GatheringConfig:

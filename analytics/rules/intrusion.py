@@ -31,11 +31,11 @@ from __future__ import annotations
 from itertools import compress
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.loitering import StayState, Stays, counted_rows
-from analytics.types import CLASS_IDS, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, Tracks, class_ids_from_names
 
 
 class IntrusionConfig(RuleConfigBase):
@@ -55,10 +55,6 @@ class IntrusionConfig(RuleConfigBase):
     end_grace: float = Field(2.0, ge=0.0, description="seconds without the track in the zone before an open "
                              "event closes; range 1-10")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
 
 class IntrusionRule:

@@ -21,12 +21,12 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.geometry import Line, SceneGeometry, position_along, signed_distance
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
 from analytics.rules.view import LUT_SIZE, FrameView
-from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
 
 _DIRECTION_NAMES = {1: "positive", -1: "negative"}
 _LOST = int(TrackState.LOST)
@@ -47,10 +47,6 @@ class LineCountConfig(RuleConfigBase):
     forget_after: float = Field(10.0, gt=0.0, description="seconds after which an unseen track is dropped from "
                                 "the state; longer than the tracker's lost_ttl; range 5-60")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
 
 #: A remembered track: (side, anchor x, anchor y, last_seen, counted).

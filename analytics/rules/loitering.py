@@ -43,12 +43,12 @@ from itertools import compress
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
 from analytics.rules.view import FrameView
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 
 class LoiteringConfig(RuleConfigBase):
@@ -70,10 +70,6 @@ class LoiteringConfig(RuleConfigBase):
                                         "is at most this many metres per second count (standing, strolling); "
                                         "null: any speed; range 0.3-1.5")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
 
 # --------------------------------------------------------------------------------------------------

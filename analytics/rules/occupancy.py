@@ -39,12 +39,12 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.geometry import GroundCalibration, SceneGeometry, Zone, dlt_homography
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
 from analytics.rules.loitering import counted_rows
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 #: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
 UPDATE_EVERY = 5.0
@@ -115,10 +115,6 @@ class OccupancyConfig(RuleConfigBase):
     end_ratio: float = Field(0.8, gt=0.0, le=1.0, description="an open event stays open while the measure is at "
                              "least end_ratio * threshold (hysteresis on the end); range 0.5-1")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
     def check_geometry(self, geometry: SceneGeometry) -> None:
         """Also: ``per_m2`` needs a zone, a ground calibration and a zone below the horizon."""

@@ -42,11 +42,11 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
-from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 _MPS_TO_KMH = 3.6
 #: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
@@ -77,10 +77,6 @@ class SpeedingConfig(RuleConfigBase):
     end_grace: float = Field(2.0, ge=0.0, description="seconds under the limit (or unseen) before an open event "
                              "closes; range 1-5")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
     def check_geometry(self, geometry: SceneGeometry) -> None:
         """The zone, if any, must exist, and the camera must have a ground calibration."""

@@ -66,13 +66,13 @@ from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from analytics.geometry import SceneGeometry, Zone
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
 from analytics.rules.view import FrameView
-from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, check_class_names, class_ids_from_names
+from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
 
 #: Pixels along the allowed direction used to map it to the ground at a track's anchor.
 _DIRECTION_STEP_PX = 8.0
@@ -110,10 +110,6 @@ class WrongWayConfig(RuleConfigBase):
     forget_after: float = Field(10.0, gt=0.0, description="seconds after which a track not observed in the zone "
                                 "is forgotten (and could be reported again); >= end_grace; range 5-60")
 
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_class_names(value)
 
     @model_validator(mode="after")
     def _forget_after_end(self) -> WrongWayConfig:

@@ -28,7 +28,6 @@ best score.
 
 from __future__ import annotations
 
-from itertools import compress
 from typing import Any, Literal
 
 from pydantic import Field
@@ -90,15 +89,8 @@ class IntrusionRule:
     def step(self, tracks: Tracks, state: StayState, now: float, *,
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
-        view = frame_view(tracks, context)
-        keep = view.column(*self._counted).tolist()
-        if True not in keep:
-            if not state.timers and not state.episodes:
-                return state, []
-            return self._stays.step(state, [], [], [], now, context)
-        return self._stays.step(state, list(compress(tracks.track_id.tolist(), keep)),
-                                list(compress(tracks.class_id.tolist(), keep)),
-                                list(compress(tracks.confidence.tolist(), keep)), now, context)
+        keep = frame_view(tracks, context).column(*self._counted).tolist()
+        return self._stays.step_rows(state, tracks, keep, tracks.confidence.tolist, now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close open events at the last time each track was in the zone."""

@@ -289,6 +289,18 @@ class Stays:
             events = closed_events + events
         return _new(StayState, (timers, sums, episodes, counter)), events
 
+    def step_rows(self, state: StayState, tracks: Tracks, keep: list[bool], values: Callable[[], list[float]],
+                  now: float, context: RuleContext) -> tuple[StayState, list[Event]]:
+        """:meth:`step` on the rows of ``tracks`` flagged in ``keep`` (one bool per row); ``values()`` gives the
+        per-row values and is only called when a row is kept. Returns the same state when nothing is kept and
+        nothing is running."""
+        if True not in keep:
+            if not state.timers and not state.episodes:
+                return state, []
+            return self.step(state, [], [], [], now, context)
+        return self.step(state, list(compress(tracks.track_id.tolist(), keep)),
+                         list(compress(tracks.class_id.tolist(), keep)), list(compress(values(), keep)), now, context)
+
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close the open events at the last time each held (ordered by track id)."""
         out = []
@@ -343,15 +355,8 @@ class LoiteringRule:
              context: RuleContext) -> tuple[StayState, list[Event]]:
         """Advance one frame; see :class:`analytics.rules.base.Rule`."""
         view = frame_view(tracks, context)
-        keep = view.column(*self._counted).tolist()
-        if True not in keep:
-            if not state.timers and not state.episodes:
-                return state, []
-            return self._stays.step(state, [], [], [], now, context)
-        ids = list(compress(tracks.track_id.tolist(), keep))
-        cids = list(compress(tracks.class_id.tolist(), keep))
-        values = list(compress(view.ground_speed().tolist(), keep))
-        return self._stays.step(state, ids, cids, values, now, context)
+        return self._stays.step_rows(state, tracks, view.column(*self._counted).tolist(),
+                                     lambda: view.ground_speed().tolist(), now, context)
 
     def close(self, state: StayState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close open events at the last time each track was in the zone."""

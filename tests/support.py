@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+
+import numpy as np
 
 from analytics.types import Frame
 
@@ -47,3 +50,20 @@ class Consumer:
         """Close the source and wait for the thread to end."""
         self.source.close()  # type: ignore[attr-defined]
         self.thread.join(timeout=10)
+
+
+TRACK_FIELDS = ("track_id", "xyxy", "class_id", "confidence", "velocity", "age", "state")
+
+
+def assert_steps_are_pure(rule, frames, times, contexts) -> None:
+    """Step a rule over frames: each step leaves its tracks and the previous state unchanged, and stepping
+    again from the same state gives the same state and events (rules are pure)."""
+    state = rule.initial_state()
+    for tracks, now, context in zip(frames, times, contexts, strict=True):
+        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
+        new_state, events = rule.step(tracks, state, now, context=context)
+        again_state, again = rule.step(tracks, state, now, context=context)
+        for name in TRACK_FIELDS:
+            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
+        assert state == before_state and new_state == again_state and events == again
+        state = new_state

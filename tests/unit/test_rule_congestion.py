@@ -7,7 +7,6 @@ lower half of the frame. Frames every 0.5 s.
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from analytics.geometry import GroundCalibration, SceneGeometry, Zone
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.congestion import CongestionConfig, CongestionRule, CongestionState
 from analytics.types import CLASS_IDS, Tracks, TrackState
+from support import assert_steps_are_pure
 
 W, H = 640, 480
 MPP = 0.0625  # metres per pixel of the calibration
@@ -177,16 +177,8 @@ def test_step_is_pure_and_deterministic():
     _, first = _run(frames)
     _, second = _run(frames)
     assert first == second
-    state = rule.initial_state()
-    for seq, tracks in enumerate(frames):
-        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
-        new_state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        again_state, again = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        for name in ("track_id", "xyxy", "class_id", "velocity", "state"):
-            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
-        assert state == before_state
-        assert new_state == again_state and events == again
-        state = new_state
+    assert_steps_are_pure(rule, frames, [seq * DT for seq in range(len(frames))],
+                          [_ctx(seq) for seq in range(len(frames))])
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ pixel without calibration, so 2 m is ~118 px), 7 frames per second.
 
 from __future__ import annotations
 
-import copy
 import math
 import json
 
@@ -27,6 +26,7 @@ from analytics.rules.gathering import (
     match_groups,
 )
 from analytics.types import CLASS_IDS, PERSON, Tracks, TrackState
+from support import assert_steps_are_pure
 
 W, H = 768, 576
 DT = 1 / 7
@@ -447,16 +447,8 @@ def test_step_does_not_mutate_inputs_and_is_deterministic():
     frames = [_jittered(rng, [1, 2, 3, 4, 5], home) for _ in range(_frames(16.0))] + [EMPTY] * _frames(6.0)
     assert _run(frames) == _run(frames)
     rule = GatheringRule(CONFIG)
-    state = rule.initial_state()
-    for seq, tracks in enumerate(frames):
-        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
-        new_state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        again_state, again = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        for name in ("track_id", "xyxy", "class_id", "velocity", "state"):
-            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
-        assert state == before_state
-        assert new_state == again_state and events == again
-        state = new_state
+    assert_steps_are_pure(rule, frames, [seq * DT for seq in range(len(frames))],
+                          [_ctx(seq) for seq in range(len(frames))])
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from analytics.geometry import SceneGeometry, Zone
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.intrusion import IntrusionConfig, IntrusionRule
 from analytics.types import CLASS_IDS, PERSON, Tracks, TrackState
+from support import assert_steps_are_pure
 
 W, H = 640, 480
 DT = 0.25  # seconds between frames (exact in binary)
@@ -135,16 +135,8 @@ def test_close_at_end_of_stream_uses_the_last_time_present():
 def test_step_is_pure_and_deterministic():
     rule = IntrusionRule(CONFIG)
     frames = _frames(1.5, [_row(1), _row(2, state=LOST)]) + _absent(0.5) + _frames(1.0, [_row(1, OUTSIDE)])
-    state = rule.initial_state()
-    for seq, rows in enumerate(frames):
-        tracks = _tracks(rows)
-        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
-        new_state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        again_state, again = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        for name in ("track_id", "xyxy", "class_id", "confidence", "velocity", "age", "state"):
-            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
-        assert state == before_state and new_state == again_state and events == again
-        state = new_state
+    assert_steps_are_pure(rule, [_tracks(rows) for rows in frames], [seq * DT for seq in range(len(frames))],
+                          [_ctx(seq) for seq in range(len(frames))])
     assert _run(frames) == _run(frames)
 
 

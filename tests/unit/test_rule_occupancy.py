@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from analytics.geometry import GroundCalibration, SceneGeometry, Zone, apply_hom
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.occupancy import OccupancyConfig, OccupancyRule, zone_area_m2
 from analytics.types import CLASS_IDS, PERSON, Tracks, TrackState
+from support import assert_steps_are_pure
 
 W, H = 640, 480
 DT = 0.5  # seconds between frames (exact in binary)
@@ -227,14 +227,6 @@ def test_step_is_pure_and_deterministic():
     geometry = SceneGeometry(zones=(SQUARE,), calibration=AFFINE)
     rule = OccupancyRule(CONFIG)
     frames = _frames(5.0, _people(6)) + _frames(1.0, _people(4, first=3)) + _frames(3.0, _people(2))
-    state = rule.initial_state()
-    for seq, rows in enumerate(frames):
-        tracks = _tracks(rows)
-        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
-        new_state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq, geometry))
-        again_state, again = rule.step(tracks, state, seq * DT, context=_ctx(seq, geometry))
-        for name in ("track_id", "xyxy", "class_id", "confidence", "velocity", "age", "state"):
-            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
-        assert state == before_state and new_state == again_state and events == again
-        state = new_state
+    assert_steps_are_pure(rule, [_tracks(rows) for rows in frames], [seq * DT for seq in range(len(frames))],
+                          [_ctx(seq, geometry) for seq in range(len(frames))])
     assert _run(frames, geometry=geometry) == _run(frames, geometry=geometry)

@@ -6,7 +6,6 @@ track's ground speed is its image speed times 0.0625. Frames every 0.1 s; limit 
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from analytics.geometry import GroundCalibration, SceneGeometry, Zone
 from analytics.rules.base import Event, RuleContext
 from analytics.rules.speeding import SpeedingConfig, SpeedingRule, SpeedingState
 from analytics.types import CLASS_IDS, Tracks, TrackState
+from support import assert_steps_are_pure
 
 W, H = 640, 480
 MPP = 0.0625
@@ -160,16 +160,8 @@ def test_step_is_pure_and_deterministic():
     rule = SpeedingRule(CONFIG)
     frames = _frames(1.5, [20.0, 5.0]) + _frames(0.5, [9.0, 25.0]) + _frames(3, [5.0, 5.0])
     assert _run(frames) == _run(frames)
-    state = rule.initial_state()
-    for seq, tracks in enumerate(frames):
-        before_tracks, before_state = copy.deepcopy(tracks), copy.deepcopy(state)
-        new_state, events = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        again_state, again = rule.step(tracks, state, seq * DT, context=_ctx(seq))
-        for name in ("track_id", "xyxy", "class_id", "velocity", "state"):
-            np.testing.assert_array_equal(getattr(tracks, name), getattr(before_tracks, name))
-        assert state == before_state
-        assert new_state == again_state and events == again
-        state = new_state
+    assert_steps_are_pure(rule, frames, [seq * DT for seq in range(len(frames))],
+                          [_ctx(seq) for seq in range(len(frames))])
 
 
 @pytest.mark.parametrize(

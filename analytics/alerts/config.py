@@ -52,6 +52,21 @@ class Authority(_Strict):
     protocol: tuple[str, ...] = Field((), description="the steps an operator follows when escalating, in order")
 
 
+class EvidenceConfig(_Strict):
+    """What is kept to show an alert: a snapshot and a short clip from each camera's ring buffer."""
+
+    enabled: bool = Field(True, description="write a snapshot and a clip for each new alert")
+    pre_seconds: float = Field(5.0, ge=0.0, le=60.0, description="seconds of frames before the alert kept in the "
+                               "clip (the ring buffer's length); range 2-15")
+    post_seconds: float = Field(5.0, ge=0.0, le=60.0, description="seconds of frames after the alert added to the "
+                                "clip before it is written; range 2-15")
+    max_width: int = Field(960, ge=160, le=3840, description="frames wider than this are scaled down for the "
+                           "snapshot, the clip and the live view (pixels); range 480-1920")
+    jpeg_quality: int = Field(80, ge=30, le=100, description="JPEG quality of snapshots, buffered frames and live "
+                              "frames; range 60-95")
+    dir: str | None = Field(None, description="where evidence files go; null: <output dir>/evidence")
+
+
 class AlertsConfig(_Strict):
     """Alert manager settings (see :mod:`analytics.alerts.manager` and :mod:`analytics.alerts.priority`)."""
 
@@ -72,6 +87,7 @@ class AlertsConfig(_Strict):
     authorities: tuple[Authority, ...] = Field((), description="authorities alerts may be escalated to")
     store: str | None = Field(None, description="alert store URL: sqlite:///path.db or postgresql://user@host/db; "
                               "null: sqlite:///<output dir>/alerts.db")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="snapshots and clips")
     retention_days: int = Field(15, ge=1, description=f"days alerts and recordings are kept (legal_hold "
                                 f"excepted); range 1-{MAX_RETENTION_DAYS}, at most {MAX_RETENTION_DAYS}")
 
@@ -119,3 +135,16 @@ class AlertsConfig(_Strict):
     def authority(self, authority_id: str) -> Authority | None:
         """The authority with this id, or None."""
         return next((a for a in self.authorities if a.id == authority_id), None)
+
+    def with_rule_settings(self, overrides: dict[str, dict]) -> AlertsConfig:
+        """This config with ``rules`` entries replaced by ``overrides`` (``{"camera_id/rule_id": settings}``, as
+        an admin stored them from the console); each is validated.
+
+        Raises:
+            pydantic.ValidationError: an override that is not valid :class:`AlertRuleSettings`.
+        """
+        if not overrides:
+            return self
+        rules = {**self.rules, **{key: AlertRuleSettings.model_validate(value) for key, value in overrides.items()}}
+        return self.model_copy(update={"rules": rules})
+

@@ -131,6 +131,35 @@ def _members(alert: Alert, event: Event) -> tuple[tuple[int, ...], tuple[str, ..
     return members, tuple(classes.get(tid, "") for tid in members)
 
 
+def transition_alert(alert: Alert, status: str, *, user: str, now: float, config: AlertsConfig,
+                     verdict: str | None = None, comment: str = "",
+                     authority: str | None = None) -> tuple[Alert, Transition]:
+    """One life-cycle step of ``alert``, checked (see :meth:`AlertManager.transition`); pure.
+
+    The console (which holds no manager) and the manager share it, so both refuse the same steps.
+    """
+    alert_id = alert.id
+    if not user:
+        raise ValueError(f"alert {alert_id!r}: a transition needs the user who makes it")
+    check_transition(alert.status, status, verdict=verdict)
+    if verdict is not None and status != "closed":
+        raise TransitionError(f"alert {alert_id!r}: a verdict is only given when closing, not with {status!r}")
+    known = [a.id for a in config.authorities]
+    if status == "escalated" and authority is None:
+        raise TransitionError(f"escalating alert {alert_id!r} needs an authority id, one of {known}")
+    if status == "escalated" and config.authority(authority) is None:
+        raise TransitionError(f"escalating alert {alert_id!r}: unknown authority {authority!r}; the config "
+                              f"knows {known}")
+    if status != "escalated" and authority is not None:
+        raise TransitionError(f"alert {alert_id!r}: an authority is only named when escalating, not with "
+                              f"{status!r}")
+    closing = status == "closed"
+    updated = replace(alert, status=status, verdict=verdict if closing else alert.verdict,
+                      comment=comment if closing else alert.comment)
+    return updated, Transition(alert_id=alert_id, status=status, user=user, at=float(now), verdict=verdict,
+                               comment=comment, authority=authority)
+
+
 class AlertManager:
     """The stateful coordinator between rule events and operators (in memory; a store persists its output).
 
@@ -169,6 +198,10 @@ class AlertManager:
     @property
     def config(self) -> AlertsConfig:
         return self._config
+
+    def reconfigure(self, config: AlertsConfig) -> None:
+        """Use new settings from now on (an admin changed a rule's alert settings); held alerts are kept."""
+        self._config = config
 
     @property
     def counters(self) -> dict[str, int]:
@@ -309,27 +342,10 @@ class AlertManager:
             TransitionError (a ValueError): a step the life cycle does not allow, closing without a verdict,
             escalating without an authority or to one the config does not know.
         """
-        alert = self.get(alert_id)
-        if not user:
-            raise ValueError(f"alert {alert_id!r}: a transition needs the user who makes it")
-        check_transition(alert.status, status, verdict=verdict)
-        if verdict is not None and status != "closed":
-            raise TransitionError(f"alert {alert_id!r}: a verdict is only given when closing, not with {status!r}")
-        known = [a.id for a in self._config.authorities]
-        if status == "escalated" and authority is None:
-            raise TransitionError(f"escalating alert {alert_id!r} needs an authority id, one of {known}")
-        if status == "escalated" and self._config.authority(authority) is None:
-            raise TransitionError(f"escalating alert {alert_id!r}: unknown authority {authority!r}; the config "
-                                  f"knows {known}")
-        if status != "escalated" and authority is not None:
-            raise TransitionError(f"alert {alert_id!r}: an authority is only named when escalating, not with "
-                                  f"{status!r}")
-        closing = status == "closed"
-        updated = replace(alert, status=status, verdict=verdict if closing else alert.verdict,
-                          comment=comment if closing else alert.comment)
+        updated, step = transition_alert(self.get(alert_id), status, user=user, now=now, config=self._config,
+                                         verdict=verdict, comment=comment, authority=authority)
         self._alerts[alert_id] = updated
-        return updated, Transition(alert_id=alert_id, status=status, user=user, at=float(now), verdict=verdict,
-                                   comment=comment, authority=authority)
+        return updated, step
 
     def queue(self, now: float, *, include_closed: bool = False) -> list[Alert]:
         """Every open alert of every camera, highest priority first, the priority recomputed at ``now``.

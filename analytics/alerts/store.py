@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +37,15 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from analytics.alerts.config import MAX_RETENTION_DAYS  # the law's longest retention, days
-from analytics.alerts.model import STATUSES, Alert, Transition, check_transition
+from analytics.alerts.model import STATUSES, Alert, Transition, TransitionError, check_transition
 from analytics.alerts.store_schema import (
     AlertStoreError,
     alerts,
     apply_migrations,
     audit_log,
+    evidence_files,
     id_counters,
+    rule_settings,
     transitions,
 )
 
@@ -250,6 +252,19 @@ class AlertStore:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def writing(self) -> Any:
+        """A write transaction for the console's tables in the same database (see :mod:`analytics.console`)."""
+        return self._write()
+
+    def reading(self) -> Any:
+        """A read connection (see :meth:`writing`)."""
+        return self._read()
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction, committed (durably) before the block's caller returns."""
@@ -287,8 +302,10 @@ class AlertStore:
         return None if row is None else _row_to_alert(row)
 
     def list_alerts(self, *, status: str | None = None, camera_id: str | None = None,
-                    open_only: bool = False) -> list[Alert]:
-        """Alerts matching all the given filters, oldest ``created_at`` first (then by id)."""
+                    open_only: bool = False, statuses: Iterable[str] | None = None, since: float | None = None,
+                    until: float | None = None) -> list[Alert]:
+        """Alerts matching all the given filters (``since <= created_at < until``), oldest ``created_at`` first
+        (then by id)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown alert status {status!r}; expected one of {STATUSES}")
         query = sa.select(alerts).order_by(alerts.c.created_at, alerts.c.id)
@@ -298,6 +315,12 @@ class AlertStore:
             query = query.where(alerts.c.camera_id == camera_id)
         if open_only:
             query = query.where(alerts.c.status != "closed")
+        if statuses is not None:
+            query = query.where(alerts.c.status.in_(list(statuses)))
+        if since is not None:
+            query = query.where(alerts.c.created_at >= since)
+        if until is not None:
+            query = query.where(alerts.c.created_at < until)
         with self._read() as conn:
             return [_row_to_alert(row) for row in conn.execute(query)]
 
@@ -327,7 +350,51 @@ class AlertStore:
             conn.execute(sa.insert(transitions).values(
                 alert_id=transition.alert_id, status=transition.status, user=transition.user, at=transition.at,
                 verdict=transition.verdict, comment=transition.comment, authority=transition.authority))
-            self._audit(conn, transition.user, "alert.transition", alert.id, details, at=transition.at)
+            self.audit_in(conn, transition.user, "alert.transition", alert.id, details, at=transition.at)
+
+    def record_review(self, alert_id: str, *, verdict: str, comment: str, user: str, at: float) -> Alert:
+        """A supervisor's review of a CLOSED alert's verdict: sets verdict and comment, appends a ``closed``
+        transition carrying the new verdict and an ``alert.review`` audit entry, in one transaction.
+
+        Raises:
+            KeyError: no such alert.
+            TransitionError: the alert is not closed, or the verdict is unknown.
+        """
+        check_transition("new", "closed", verdict=verdict)  # validates the verdict
+        with self._write() as conn:
+            row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id).with_for_update()).first()
+            if row is None:
+                raise KeyError(f"no alert {alert_id!r} in {self.url!r}")
+            if row.status != "closed":
+                raise TransitionError(f"alert {alert_id!r} is {row.status!r}: only a closed alert's verdict can be "
+                                      "reviewed; close it first")
+            conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(verdict=verdict, comment=comment))
+            conn.execute(sa.insert(transitions).values(alert_id=alert_id, status="closed", user=user, at=at,
+                                                       verdict=verdict, comment=comment, authority=None))
+            self.audit_in(conn, user, "alert.review", alert_id,
+                        {"verdict": verdict, "previous": row.verdict, "comment": comment}, at=at)
+            row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
+        return _row_to_alert(row)
+
+    def statuses(self, alert_ids: Iterable[str]) -> dict[str, str]:
+        """``{alert id: stored status}`` for the ids that exist (a cheap check for changes made elsewhere)."""
+        ids = list(alert_ids)
+        found: dict[str, str] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(alerts.c.id, alerts.c.status).where(alerts.c.id.in_(ids[start:start + 500]))
+                found.update({r.id: r.status for r in conn.execute(query)})
+        return found
+
+    def all_transitions(self, *, since: float | None = None, until: float | None = None) -> list[Transition]:
+        """Every transition (``since <= at < until``), in recording order (for the supervisor audit)."""
+        query = sa.select(transitions).order_by(transitions.c.id)
+        if since is not None:
+            query = query.where(transitions.c.at >= since)
+        if until is not None:
+            query = query.where(transitions.c.at < until)
+        with self._read() as conn:
+            return [_row_to_transition(row) for row in conn.execute(query)]
 
     def transitions(self, alert_id: str) -> list[Transition]:
         """The alert's transitions in the order they were recorded."""
@@ -347,9 +414,50 @@ class AlertStore:
             result = conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(legal_hold=bool(hold)))
             if result.rowcount == 0:
                 raise KeyError(f"no alert {alert_id!r} in {self.url!r}")
-            self._audit(conn, user, "alert.legal_hold", alert_id, {"hold": bool(hold)}, at=at)
+            self.audit_in(conn, user, "alert.legal_hold", alert_id, {"hold": bool(hold)}, at=at)
             row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
         return _row_to_alert(row)
+
+    # -- evidence and rule settings ----------------------------------------------------------------------------
+
+    def add_evidence(self, alert_id: str, kind: str, path: str | Path, *, at: float) -> None:
+        """Link an evidence file (``kind``: snapshot or clip) to an alert; replaces an earlier link of that kind.
+
+        Raises:
+            KeyError: no such alert (the file is not linked).
+        """
+        with self._write() as conn:
+            if conn.execute(sa.select(alerts.c.id).where(alerts.c.id == alert_id)).first() is None:
+                raise KeyError(f"no alert {alert_id!r} in {self.url!r}")
+            stmt = _upsert_insert(conn, evidence_files).values(alert_id=alert_id, kind=kind, path=str(path),
+                                                               created_at=at)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[evidence_files.c.alert_id, evidence_files.c.kind],
+                                                    set_={"path": stmt.excluded.path,
+                                                          "created_at": stmt.excluded.created_at}))
+
+    def evidence(self, alert_id: str) -> dict[str, str]:
+        """``{kind: path}`` of an alert's evidence files."""
+        query = sa.select(evidence_files.c.kind, evidence_files.c.path).where(evidence_files.c.alert_id == alert_id)
+        with self._read() as conn:
+            return {r.kind: r.path for r in conn.execute(query)}
+
+    def rule_settings(self) -> dict[str, dict[str, Any]]:
+        """``{"camera_id/rule_id": settings}`` changed from the console (they override the config's)."""
+        with self._read() as conn:
+            return {r.key: json.loads(r.settings) for r in conn.execute(sa.select(rule_settings))}
+
+    def set_rule_settings(self, key: str, settings: Mapping[str, Any], *, user: str, at: float) -> None:
+        """Store the alert settings of one rule (``camera_id/rule_id``), audited with the previous value."""
+        text = _dumps(key, "settings", dict(settings))
+        with self._write() as conn:
+            before = conn.execute(sa.select(rule_settings.c.settings).where(rule_settings.c.key == key)).scalar()
+            stmt = _upsert_insert(conn, rule_settings).values(key=key, settings=text, updated_at=at, updated_by=user)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[rule_settings.c.key], set_={
+                "settings": stmt.excluded.settings, "updated_at": stmt.excluded.updated_at,
+                "updated_by": stmt.excluded.updated_by}))
+            self.audit_in(conn, user, "rules.settings", key,
+                        {"settings": dict(settings), "previous": None if before is None else json.loads(before)},
+                        at=at)
 
     # -- audit -------------------------------------------------------------------------------------------------
 
@@ -357,10 +465,11 @@ class AlertStore:
               at: float) -> int:
         """Append one audit entry (there is no API to change or delete one); returns its id."""
         with self._write() as conn:
-            return self._audit(conn, user, action, target, dict(details or {}), at=at)
+            return self.audit_in(conn, user, action, target, dict(details or {}), at=at)
 
     @staticmethod
-    def _audit(conn: Connection, user: str, action: str, target: str, details: dict[str, Any], *, at: float) -> int:
+    def audit_in(conn: Connection, user: str, action: str, target: str, details: dict[str, Any], *, at: float) -> int:
+        """Append an audit entry inside the caller's write transaction (from :meth:`writing`)."""
         text = _dumps(target, "details", details)
         result = conn.execute(sa.insert(audit_log).values(at=at, user=user, action=action, target=target,
                                                           details=text).returning(audit_log.c.id))
@@ -411,8 +520,9 @@ class AlertStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 conn.execute(sa.delete(transitions).where(transitions.c.alert_id.in_(chunk)))
+                conn.execute(sa.delete(evidence_files).where(evidence_files.c.alert_id.in_(chunk)))
                 conn.execute(sa.delete(alerts).where(alerts.c.id.in_(chunk)))
-            self._audit(conn, user, "alerts.purge", "alerts",
+            self.audit_in(conn, user, "alerts.purge", "alerts",
                         {"retention_days": retention_days, "cutoff": cutoff, "count": len(ids), "ids": ids}, at=now)
         return len(ids)
 

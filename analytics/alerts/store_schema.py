@@ -11,6 +11,9 @@ Versions:
 1. ``alerts`` (one row per alert; tuples and dicts as JSON text) and ``transitions`` (its life cycle: who, when).
 2. ``alerts.legal_hold``, an index for retention, the append-only ``audit_log`` (triggers refuse UPDATE and
    DELETE) and ``id_counters`` (the highest id counter of purged alerts, so ids are never reused).
+3. The console's ``users`` (argon2 password hashes, roles) and ``sessions`` (only a SHA-256 of each session
+   token is kept), ``evidence_files`` (an alert's snapshot and clip paths) and ``rule_settings`` (alert
+   settings an admin changed from the console, by ``camera_id/rule_id``).
 """
 
 from __future__ import annotations
@@ -106,6 +109,43 @@ id_counters = sa.Table(  # v2
 )
 
 
+users = sa.Table(  # v3
+    "users", metadata,
+    sa.Column("username", sa.Text, primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+sessions = sa.Table(  # v3
+    "sessions", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("username", sa.Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double),
+)
+
+evidence_files = sa.Table(  # v3
+    "evidence_files", metadata,
+    sa.Column("alert_id", sa.Text, sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+rule_settings = sa.Table(  # v3
+    "rule_settings", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("settings", sa.Text, nullable=False),  # JSON object (AlertRuleSettings fields)
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)
+
+
 # -- migrations (frozen history: never edit a released one, append a new one) --------------------------------------
 
 @dataclass(frozen=True)
@@ -193,9 +233,50 @@ def _v2_audit_legal_hold_retention(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _v3_console(conn: Connection) -> None:
+    meta = sa.MetaData()
+    sa.Table("alerts", meta, sa.Column("id", sa.Text, primary_key=True))  # referenced only
+    v3_users = sa.Table(
+        "users", meta,
+        sa.Column("username", sa.Text, primary_key=True),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("role", sa.Text, nullable=False),
+        sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    )
+    v3_sessions = sa.Table(
+        "sessions", meta,
+        sa.Column("token_hash", sa.Text, primary_key=True),
+        sa.Column("username", sa.Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("expires_at", sa.Double, nullable=False),
+        sa.Column("last_seen", sa.Double, nullable=False),
+        sa.Column("ended_at", sa.Double),
+        sa.Index("ix_sessions_username", "username"),
+    )
+    v3_evidence = sa.Table(
+        "evidence_files", meta,
+        sa.Column("alert_id", sa.Text, sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("kind", sa.Text, primary_key=True),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+    )
+    v3_rules = sa.Table(
+        "rule_settings", meta,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("settings", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("updated_by", sa.Text, nullable=False),
+    )
+    for table in (v3_users, v3_sessions, v3_evidence, v3_rules):
+        table.create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts and their transitions", _v1_alerts_and_transitions),
     Migration(2, "legal hold, retention index, append-only audit log, id counters", _v2_audit_legal_hold_retention),
+    Migration(3, "console users and sessions, evidence files, rule settings", _v3_console),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

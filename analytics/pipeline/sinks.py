@@ -5,43 +5,29 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
+from analytics.annotate import annotate
 from analytics.config import CameraConfig, OutputConfig
+from analytics.geometry import SceneGeometry
 from analytics.tracklog import MotTextWriter, ParquetTrackWriter
-from analytics.types import CLASS_NAMES, TrackedFrame, TrackState
+from analytics.types import TrackedFrame
 
 log = logging.getLogger(__name__)
 
 
 class AnnotatedVideoWriter:
-    """Draws confirmed tracks with supervision annotators and writes an mp4 (opened on the first frame)."""
+    """Draws confirmed tracks (and the scene's zones and lines, if given) with :func:`analytics.annotate.annotate`
+    and writes an mp4 at the frames' full size (opened on the first frame)."""
 
-    def __init__(self, path: str | Path, *, fps: float) -> None:
-        import supervision as sv
-
+    def __init__(self, path: str | Path, *, fps: float, scene: SceneGeometry | None = None) -> None:
         self.path = Path(path)
         self.fps = fps
-        self._sv = sv
-        self._boxes = sv.BoxAnnotator(thickness=2)
-        self._labels = sv.LabelAnnotator(text_scale=0.4, text_padding=2)
+        self.scene = scene
         self._writer = None
 
     def write(self, msg: TrackedFrame) -> None:
         import cv2
 
-        image = msg.frame.image.copy()
-        tracks = msg.tracks[msg.tracks.state == TrackState.CONFIRMED]
-        if len(tracks):
-            dets = self._sv.Detections(
-                xyxy=tracks.xyxy.astype(np.float32),
-                confidence=tracks.confidence,
-                class_id=tracks.class_id.astype(int),
-                tracker_id=tracks.track_id.astype(int),
-            )
-            labels = [f"#{t} {CLASS_NAMES.get(int(c), c)}" for t, c in zip(tracks.track_id, tracks.class_id)]
-            image = self._boxes.annotate(image, dets)
-            image = self._labels.annotate(image, dets, labels=labels)
+        image = annotate(msg.frame.image, msg.tracks, scene=self.scene)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = image.shape[:2]
@@ -76,7 +62,8 @@ class TrackLogSink:
                                               backfill=camera.tracker.backfill))
         if output.video:
             self.paths["video"] = out_dir / f"{camera.id}.mp4"
-            self.writers.append(AnnotatedVideoWriter(self.paths["video"], fps=camera.fps or 10.0))
+            self.writers.append(AnnotatedVideoWriter(self.paths["video"], fps=camera.fps or 10.0,
+                                                     scene=camera.scene))
 
     def write(self, msg: TrackedFrame) -> None:
         for writer in self.writers:

@@ -1,4 +1,4 @@
-"""The ``analytics`` command line: run, track, replay, baseline, detect, eval-mot, models.
+"""The ``analytics`` command line: run, serve, users, track, replay, baseline, detect, eval-mot, models.
 
 Exit codes: 0 success, 1 the run finished but a camera failed, 2 bad input (config, model, file).
 """
@@ -78,39 +78,127 @@ def _run_with_signals(runner, *, progress: bool, report_path: Path) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from analytics.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = _with_console_args(load_config(args.config), args)
     if args.out:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": str(args.out)})})
     if args.video:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"video": True})})
     runner = _build_runner(cfg)
     log.info("running %d camera(s); output in %s", len(cfg.cameras), runner.out_dir)
-    store = _attach_alerts(runner, cfg)
+    side = _attach_alerts(runner, cfg)
+    store = side.store if side is not None else None
+    console = None
     try:
-        return _run_with_signals(runner, progress=not args.no_progress,
+        if args.serve:
+            console = _start_console(cfg, runner.out_dir, store)
+        code = _run_with_signals(runner, progress=not args.no_progress,
                                  report_path=runner.out_dir / "run_report.json")
+        if console is not None:
+            log.info("run finished; the console stays up at %s (Ctrl-C to stop)", console.url)
+            _wait_for_interrupt()
+        return code
     finally:
+        if console is not None:
+            console.stop()
+        if side is not None:
+            side.close()
         if store is not None:
             log.info("alerts: %d open, %d in all, in %s", len(store.list_alerts(open_only=True)),
                      len(store.list_alerts()), store.url)
             store.close()
 
 
-def _attach_alerts(runner, cfg):
-    """When a camera has rules: open the alert store and feed the runner's events to an alert stage."""
-    if not any(cam.rules for cam in cfg.cameras):
-        return None
-    from analytics.alerts.store import AlertStore, AlertStoreError
-    from analytics.pipeline.alerting import AlertStage
+def _with_console_args(cfg, args: argparse.Namespace):
+    """``--host`` / ``--port`` override the config's console settings."""
+    update = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None))) if v}
+    return cfg.model_copy(update={"console": cfg.console.model_copy(update=update)}) if update else cfg
 
-    url = cfg.alerts.store or f"sqlite:///{(runner.out_dir / 'alerts.db').resolve()}"
+
+def _open_store(cfg, out_dir: Path):
+    from analytics.alerts.store import AlertStore, AlertStoreError
+    from analytics.console.serve import store_url
+
     try:
-        store = AlertStore.open(url)
+        return AlertStore.open(store_url(cfg, out_dir))
     except AlertStoreError as err:
         raise UsageError(str(err)) from None
-    stage = AlertStage(cfg.alerts, store, cfg.cameras)
-    runner.event_subscribers.append(stage.process)
-    return store
+
+
+def _start_console(cfg, out_dir: Path, store):
+    from analytics.console.serve import ConsoleServer, bootstrap_admin, make_context
+
+    if store is None:
+        raise UsageError("--serve needs at least one camera with rules (the console shows their alerts)")
+    ctx = make_context(cfg, store, out_dir)
+    bootstrap_admin(ctx.accounts)
+    server = ConsoleServer(ctx, host=cfg.console.host, port=cfg.console.port)
+    try:
+        server.start()
+    except RuntimeError as err:
+        raise UsageError(str(err)) from None
+    return server
+
+
+def _wait_for_interrupt() -> None:
+    import threading
+
+    done = threading.Event()
+    old = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        done.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from analytics.config import load_config
+    from analytics.console.serve import ConsoleServer, bootstrap_admin, make_context
+
+    cfg = _with_console_args(load_config(args.config), args)
+    out_dir = Path(args.out or cfg.output.dir)
+    store = _open_store(cfg, out_dir)
+    try:
+        ctx = make_context(cfg, store, out_dir)
+        bootstrap_admin(ctx.accounts)
+        ConsoleServer(ctx, host=cfg.console.host, port=cfg.console.port).run()
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from analytics.config import load_config
+    from analytics.console.accounts import AccountError, Accounts
+
+    cfg = load_config(args.config)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(
+        f"password for {args.username}: ")
+    store = _open_store(cfg, Path(args.out or cfg.output.dir))
+    try:
+        Accounts(store).create_user(args.username, password, args.role, by=os.environ.get("USER", "cli"))
+    except AccountError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        store.close()
+    log.info("user %s (%s) created", args.username, args.role)
+    return 0
+
+
+def _attach_alerts(runner, cfg):
+    """When a camera has rules: the alert store, stage, evidence, live frames and retention (see AlertSide)."""
+    if not any(cam.rules for cam in cfg.cameras):
+        return None
+    from analytics.pipeline.alert_side import AlertSide
+
+    store = _open_store(cfg, runner.out_dir)
+    try:
+        return AlertSide(runner, cfg, store)
+    except Exception:
+        store.close()
+        raise
 
 
 def _track_config(args: argparse.Namespace):
@@ -305,7 +393,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="output folder (overrides output.dir)")
     r.add_argument("--video", action="store_true", help="also write annotated videos")
     r.add_argument("--no-progress", action="store_true", help="no live table")
+    r.add_argument("--serve", action="store_true", help="also serve the operator console (stays up after the run)")
+    r.add_argument("--host", help="console address (overrides console.host)")
+    r.add_argument("--port", type=int, help="console port (overrides console.port)")
     r.set_defaults(func=cmd_run)
+
+    sv = sub.add_parser("serve", help="serve the operator console over a run's alert store and live frames")
+    sv.add_argument("config", type=Path)
+    sv.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
+    sv.add_argument("--host", help="address (overrides console.host)")
+    sv.add_argument("--port", type=int, help="port (overrides console.port)")
+    sv.set_defaults(func=cmd_serve)
+
+    us = sub.add_parser("users", help="console accounts")
+    us_sub = us.add_subparsers(dest="users_command", required=True)
+    ua = us_sub.add_parser("add", help="create a console user (password asked, or read from stdin)")
+    ua.add_argument("username")
+    ua.add_argument("--role", choices=["operator", "supervisor", "admin"], required=True)
+    ua.add_argument("--config", type=Path, required=True, help="run config (its alert store holds the users)")
+    ua.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    ua.set_defaults(func=cmd_users_add)
 
     t = sub.add_parser("track", help="track one video, image folder or stream; write MOTChallenge text")
     t.add_argument("source")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from analytics import paths
 from analytics.alerts.config import AlertsConfig
+from analytics.console.config import ConsoleConfig
 from analytics.geometry import SceneGeometry
 from analytics.rules.catalog import RuleConfig
 from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
@@ -169,6 +170,7 @@ class RunConfig(_Strict):
     cameras: Annotated[tuple[CameraConfig, ...], Field(min_length=1, description="the cameras to analyse")]
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="how events become ranked alerts, "
                                  "where they are stored, escalation authorities, retention")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the operator console")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RunConfig:

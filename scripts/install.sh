@@ -14,16 +14,19 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 }
 
 # Real stream servers for the live-stream tests: ffmpeg (HTTP) and GStreamer's RTSP server (driven from
-# Debian's own /usr/bin/python3).
+# Debian's own /usr/bin/python3); Debian's Chromium for the console's browser tests (Playwright drives it:
+# it cannot download its own browser here).
 DEB_PACKAGES="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good"
-if ! command -v ffmpeg >/dev/null 2>&1 || ! /usr/bin/python3 tests/rtsp_server.py --check >/dev/null 2>&1; then
+  gstreamer1.0-plugins-good chromium fonts-dejavu-core"
+if ! command -v ffmpeg >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ] \
+   || ! /usr/bin/python3 tests/rtsp_server.py --check >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing stream servers (Debian packages) ..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       $DEB_PACKAGES >/dev/null
   else
-    echo "warning: missing stream servers, live-stream tests will be skipped (apt-get install $DEB_PACKAGES)" >&2
+    echo "warning: missing stream servers or Chromium, live-stream and browser tests will be skipped" \
+      "(apt-get install $DEB_PACKAGES)" >&2
   fi
 fi
 

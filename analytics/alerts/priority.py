@@ -50,6 +50,11 @@ def _confidence(evidence: dict[str, Any]) -> float:
     return _clip01(float(c))
 
 
+def recency_factor(updated_at: float, now: float, half_life: float) -> float:
+    """``recency_f`` of the formula: 1 for an alert updated at ``now``, halving its bonus every ``half_life``."""
+    return 0.5 + 0.5 * 0.5 ** (max(0.0, float(now) - float(updated_at)) / half_life)
+
+
 def priority(alert: Alert, now: float, config: AlertsConfig) -> tuple[float, dict[str, Any]]:
     """The priority of ``alert`` at ``now`` and its breakdown.
 
@@ -74,7 +79,7 @@ def priority(alert: Alert, now: float, config: AlertsConfig) -> tuple[float, dic
     evidence_f = 0.4 + 0.6 * score
     zone_f = 0.5 + 0.5 * weight
     confidence_f = 0.7 + 0.3 * c
-    recency_f = 0.5 + 0.5 * 0.5 ** (age / half_life)
+    recency_f = recency_factor(alert.updated_at, now, half_life)
     value = severity_f * evidence_f * zone_f * confidence_f * recency_f
 
     facts = {k: alert.evidence[k] for k in _FACTS

@@ -376,6 +376,24 @@ class AlertStore:
             row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
         return _row_to_alert(row)
 
+    def alert_versions(self, statuses: Iterable[str]) -> dict[str, tuple[str, float, bool, str | None]]:
+        """``{alert id: (status, updated_at, legal_hold, verdict)}`` of the alerts in ``statuses``: a cheap
+        query to find which alerts changed since a caller last read them (the console's live queue)."""
+        query = (sa.select(alerts.c.id, alerts.c.status, alerts.c.updated_at, alerts.c.legal_hold, alerts.c.verdict)
+                 .where(alerts.c.status.in_(list(statuses))))
+        with self._read() as conn:
+            return {r.id: (r.status, r.updated_at, bool(r.legal_hold), r.verdict) for r in conn.execute(query)}
+
+    def get_alerts(self, alert_ids: Iterable[str]) -> list[Alert]:
+        """The stored alerts among ``alert_ids`` (unknown ids are skipped), in no particular order."""
+        ids = list(alert_ids)
+        found: list[Alert] = []
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(alerts).where(alerts.c.id.in_(ids[start:start + 500]))
+                found += [_row_to_alert(row) for row in conn.execute(query)]
+        return found
+
     def statuses(self, alert_ids: Iterable[str]) -> dict[str, str]:
         """``{alert id: stored status}`` for the ids that exist (a cheap check for changes made elsewhere)."""
         ids = list(alert_ids)
@@ -434,6 +452,17 @@ class AlertStore:
             conn.execute(stmt.on_conflict_do_update(index_elements=[evidence_files.c.alert_id, evidence_files.c.kind],
                                                     set_={"path": stmt.excluded.path,
                                                           "created_at": stmt.excluded.created_at}))
+
+    def evidence_of(self, alert_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """``{alert id: {kind: path}}`` for many alerts in one query per 500 ids (alerts without files absent)."""
+        ids = list(alert_ids)
+        found: dict[str, dict[str, str]] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(evidence_files).where(evidence_files.c.alert_id.in_(ids[start:start + 500]))
+                for r in conn.execute(query):
+                    found.setdefault(r.alert_id, {})[r.kind] = r.path
+        return found
 
     def evidence(self, alert_id: str) -> dict[str, str]:
         """``{kind: path}`` of an alert's evidence files."""

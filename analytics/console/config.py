@@ -57,6 +57,8 @@ class ConsoleConfig(_Strict):
                                  "console; null: <output dir>/live")
     critical_priority: float = Field(0.7, ge=0.0, le=1.0, description="alerts at or above this priority get the "
                                      "visual and sound cue; range 0.5-0.9")
+    queue_limit: int = Field(100, ge=10, le=2000, description="the pushed queue holds the highest-ranked alerts up "
+                             "to this many (with the total count); range 50-300")
     poll_seconds: float = Field(0.25, gt=0.0, le=5.0, description="how often the console checks the store for "
                                 "changes to push (seconds); keep it well under 1 s")
 

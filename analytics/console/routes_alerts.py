@@ -49,13 +49,17 @@ def cameras_out(ctx: ConsoleContext) -> list[dict[str, Any]]:
 
 def ranked(ctx: ConsoleContext, statuses: tuple[str, ...], *, camera: str | None = None,
            limit: int | None = None) -> list[dict[str, Any]]:
-    """Alerts in ``statuses`` as JSON, highest priority (recomputed now) first, then latest updated."""
+    """Alerts in ``statuses`` as JSON, highest priority (recomputed now) first, then latest updated; closed
+    alerts only (for review): the most recently created first."""
     now, config = ctx.clock(), ctx.alerts_config()
     crit = ctx.config.console.critical_priority
     found = ctx.store.list_alerts(statuses=statuses, camera_id=camera)
-    out = [alert_out(a, now=now, config=config, critical_priority=crit, evidence=ctx.store.evidence(a.id))
-           for a in found]
-    out.sort(key=lambda a: (-a["priority"], -a["updated_at"], a["id"]))
+    files = ctx.store.evidence_of(a.id for a in found)
+    out = [alert_out(a, now=now, config=config, critical_priority=crit, evidence=files.get(a.id)) for a in found]
+    if statuses == STATUS_FILTERS["closed"]:
+        out.sort(key=lambda a: (-a["created_at"], a["id"]))
+    else:
+        out.sort(key=lambda a: (-a["priority"], -a["updated_at"], a["id"]))
     return out[:limit] if limit is not None else out
 
 

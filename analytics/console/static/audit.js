@@ -44,9 +44,9 @@ export function mountAudit(container) {
     section("Closed alerts (the highest-ranked; open one to review its verdict or set a legal hold)", parts.closed),
     section("Audit log", logControls(), parts.log));
   root.dataset.loaded = "";
-  // A review or a legal hold changes a closed alert: keep its row in the list true.
+  // A review or a legal hold changes a closed alert: the precision tables and the list must show it.
   const onChanged = (event) => {
-    if (root.dataset.loaded && event.detail && event.detail.status === "closed") loadClosed();
+    if (root.dataset.loaded && event.detail && event.detail.status === "closed") refresh();
   };
   document.addEventListener("alert-changed", onChanged);
   onEnd(() => document.removeEventListener("alert-changed", onChanged));

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from argon2 import PasswordHasher
+
 from analytics.alerts.manager import AlertManager, severities_from_cameras
 from analytics.alerts.store import AlertStore
 from analytics.config import RunConfig, load_config
@@ -12,6 +14,8 @@ from analytics.console.context import ConsoleContext
 from analytics.rules.base import Event
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Still argon2id, at the lowest cost, so the API tests do not spend their time hashing.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORDS = {"ops": "operator-pass-1", "sup": "supervisor-pass-1", "adm": "admin-pass-123"}
 ROLES = {"ops": "operator", "sup": "supervisor", "adm": "admin"}
 
@@ -33,7 +37,7 @@ def default_config() -> RunConfig:
 def make_context(tmp_path: Path, clock: Clock, config: RunConfig | None = None) -> ConsoleContext:
     """A context over a fresh SQLite store in ``tmp_path`` with the users of :data:`PASSWORDS`."""
     store = AlertStore.open(f"sqlite:///{tmp_path / 'alerts.db'}")
-    accounts = Accounts(store, clock=clock)
+    accounts = Accounts(store, clock=clock, hasher=FAST_HASHER)
     for name, password in PASSWORDS.items():
         accounts.create_user(name, password, ROLES[name], by="test")
     return ConsoleContext(config=config or default_config(), store=store, accounts=accounts,

@@ -84,11 +84,15 @@ class Accounts:
     Args:
         store: an open :class:`~analytics.alerts.store.AlertStore` (schema version 3 or later).
         clock: wall-clock source (Unix seconds).
+        hasher: the argon2 hasher; the default uses argon2-cffi's recommended cost (tests pass a cheaper one;
+            a stored hash records its own parameters, so any hasher verifies it).
     """
 
-    def __init__(self, store: AlertStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: AlertStore, *, clock: Callable[[], float] = time.time,
+                 hasher: PasswordHasher | None = None) -> None:
         self.store = store
         self._clock = clock
+        self._hasher = hasher or _hasher
 
     # -- users -------------------------------------------------------------------------------------------------
 
@@ -99,7 +103,7 @@ class Accounts:
             raise AccountError(f"invalid username {username!r}: 2-32 characters, lower-case letters, digits, "
                                "'_', '.', '-', starting with a letter or digit")
         check_role(role)
-        hashed = _hasher.hash(check_password(password))
+        hashed = self._hasher.hash(check_password(password))
         now = self._clock()
         with self.store.writing() as conn:
             if conn.execute(sa.select(users.c.username).where(users.c.username == username)).first() is not None:
@@ -118,7 +122,7 @@ class Accounts:
         if role is not None:
             values["role"] = check_role(role)
         if password is not None:
-            values["password_hash"] = _hasher.hash(check_password(password))
+            values["password_hash"] = self._hasher.hash(check_password(password))
         if disabled is not None:
             values["disabled"] = bool(disabled)
         now = self._clock()
@@ -161,7 +165,7 @@ class Accounts:
         with self.store.reading() as conn:
             row = conn.execute(sa.select(users).where(users.c.username == username)).first()
         try:
-            _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+            self._hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
             ok = row is not None and not row.disabled
         except (VerificationError, InvalidHashError):
             ok = False

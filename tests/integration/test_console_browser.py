@@ -113,7 +113,7 @@ def test_operator_sees_an_alert_arrive_live_and_acknowledges_it_with_the_keyboar
             created = api.get(f"/api/alerts/{alert_id}").json()["created_at"]
         assert seen_at - created < 30  # it arrived while we watched, not before the login
 
-        tile = page.locator(f"[data-testid=camera-tile][data-camera-id=pets09] img")
+        tile = page.locator("[data-testid=camera-tile][data-camera-id=pets09] img")
         wait_for(lambda: tile.evaluate("img => img.complete && img.naturalWidth") > 0, 30, "a live frame")
 
         page.locator(f"[data-testid=queue-row][data-alert-id='{alert_id}']").click()
@@ -138,6 +138,13 @@ def test_operator_sees_an_alert_arrive_live_and_acknowledges_it_with_the_keyboar
             wait_for(lambda: api.get(f"/api/alerts/{alert_id}").json()["status"] == "closed", 10, "closed")
             closed = api.get(f"/api/alerts/{alert_id}").json()
             assert closed["verdict"] == "false_alarm"
+
+            # its evidence, written by the run: a snapshot and a clip, served to the console
+            wait_for(lambda: api.get(f"/api/alerts/{alert_id}").json()["clip_url"] is not None, 60, "the clip")
+            linked = api.get(f"/api/alerts/{alert_id}").json()
+            snapshot, clip = api.get(linked["snapshot_url"]), api.get(linked["clip_url"])
+            assert snapshot.headers["content-type"] == "image/jpeg" and snapshot.content[:2] == b"\xff\xd8"
+            assert clip.headers["content-type"] == "video/mp4" and clip.content[4:8] == b"ftyp"
         rule = closed["rule_id"]
     finally:
         run.terminate()

@@ -273,6 +273,13 @@ def test_evidence_is_served_only_from_the_evidence_folder(app, ctx, clock, alert
     assert client.get(out["snapshot_url"]).content == JPEG
     assert client.get(out["clip_url"]).status_code == 404
     assert ctx.store.audit_entries(action="evidence.view")[0].details == {"kind": "snapshot"}
+    clip = ctx.evidence_dir / "pets09-junction" / "a" / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(100))
+    ctx.store.add_evidence(alerts[0], "clip", clip, at=clock.now)
+    whole = client.get(out["clip_url"])
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    part = client.get(out["clip_url"], headers={"Range": "bytes=4-11"})  # how a video element seeks
+    assert part.status_code == 206 and part.content == b"ftypisom"
 
 
 # -- audit ---------------------------------------------------------------------------------------------------------

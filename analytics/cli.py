@@ -187,6 +187,25 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from analytics.config import load_config
+
+    cfg = load_config(args.config)
+    store = _open_store(cfg, Path(args.out or cfg.output.dir))
+    try:
+        problems = store.verify_audit_chain()
+        count = len(store.audit_entries())
+    finally:
+        store.close()
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"audit log of {store.url}: BROKEN ({len(problems)} problem(s) in {count} entries)")
+        return 1
+    print(f"audit log of {store.url}: intact ({count} entries, hash chain verified)")
+    return 0
+
+
 def _attach_alerts(runner, cfg):
     """When a camera has rules: the alert store, stage, evidence, live frames and retention (see AlertSide)."""
     if not any(cam.rules for cam in cfg.cameras):
@@ -414,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     ua.set_defaults(func=cmd_users_add)
+
+    au = sub.add_parser("audit", help="the audit log")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    av = au_sub.add_parser("verify", help="check the audit log's hash chain; exit 1 naming any edited or removed "
+                                          "entry")
+    av.add_argument("config", type=Path)
+    av.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
+    av.set_defaults(func=cmd_audit_verify)
 
     t = sub.add_parser("track", help="track one video, image folder or stream; write MOTChallenge text")
     t.add_argument("source")

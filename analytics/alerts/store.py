@@ -39,7 +39,9 @@ from sqlalchemy.engine import Connection, Engine
 from analytics.alerts.config import MAX_RETENTION_DAYS  # the law's longest retention, days
 from analytics.alerts.model import STATUSES, Alert, Transition, TransitionError, check_transition
 from analytics.alerts.store_schema import (
+    GENESIS,
     AlertStoreError,
+    chain_hash,
     alerts,
     apply_migrations,
     audit_log,
@@ -57,6 +59,8 @@ _EXPECTED_URL = "sqlite:///PATH.db (the default) or postgresql://USER[:PASSWORD]
 #: Set in the life cycle only by record_transition / set_legal_hold: save_alert does not update them.
 _OWNED_FIELDS = ("status", "verdict", "comment", "legal_hold")
 _JSON_FIELDS = ("event_ids", "member_ids", "classes", "evidence", "breakdown")
+#: pg_advisory_xact_lock key serialising audit appends (the hash chain) across processes.
+_PG_AUDIT_LOCK = 0x6175646974  # "audit"
 
 
 @dataclass(frozen=True)
@@ -498,11 +502,41 @@ class AlertStore:
 
     @staticmethod
     def audit_in(conn: Connection, user: str, action: str, target: str, details: dict[str, Any], *, at: float) -> int:
-        """Append an audit entry inside the caller's write transaction (from :meth:`writing`)."""
+        """Append an audit entry inside the caller's write transaction (from :meth:`writing`).
+
+        Each entry carries the previous entry's hash and its own (:func:`chain_hash` over its id, fields and
+        the previous hash), so editing, removing or reordering entries breaks the chain
+        (:meth:`verify_audit_chain`). Appends are serialised (SQLite's write lock; an advisory lock on
+        PostgreSQL), so the chain has no forks.
+        """
         text = _dumps(target, "details", details)
-        result = conn.execute(sa.insert(audit_log).values(at=at, user=user, action=action, target=target,
-                                                          details=text).returning(audit_log.c.id))
-        return int(result.scalar_one())
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
+        last = conn.execute(sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc())
+                            .limit(1)).first()
+        entry_id, prev = (1, GENESIS) if last is None else (int(last.id) + 1, last.hash or GENESIS)
+        digest = chain_hash(prev, entry_id, at, user, action, target, text)
+        conn.execute(sa.insert(audit_log).values(id=entry_id, at=at, user=user, action=action, target=target,
+                                                 details=text, prev_hash=prev, hash=digest))
+        return entry_id
+
+    def verify_audit_chain(self) -> list[str]:
+        """Check the audit log's hash chain; returns the problems found (empty: intact), each naming the entry:
+        an entry whose content no longer gives its hash (edited), or whose ``prev_hash`` is not the hash of the
+        entry before it (an entry removed or inserted before it)."""
+        problems: list[str] = []
+        prev_hash, prev_id = GENESIS, 0
+        query = sa.select(audit_log).order_by(audit_log.c.id)
+        with self._read() as conn:
+            for r in conn.execute(query):
+                if r.prev_hash != prev_hash or r.id != prev_id + 1:
+                    problems.append(f"audit entry {r.id} ({r.action} by {r.user!r}) does not follow entry {prev_id}: "
+                                    "an entry before it was removed, inserted or edited")
+                if r.hash != chain_hash(r.prev_hash or "", r.id, r.at, r.user, r.action, r.target, r.details):
+                    problems.append(f"audit entry {r.id} ({r.action} by {r.user!r}) was edited: its content no "
+                                    "longer gives its hash")
+                prev_hash, prev_id = r.hash, r.id
+        return problems
 
     def audit_entries(self, *, target: str | None = None, user: str | None = None, action: str | None = None,
                       since: float | None = None, until: float | None = None) -> list[AuditEntry]:

@@ -14,6 +14,11 @@ Versions:
 3. The console's ``users`` (argon2 password hashes, roles) and ``sessions`` (only a SHA-256 of each session
    token is kept), ``evidence_files`` (an alert's snapshot and clip paths) and ``rule_settings`` (alert
    settings an admin changed from the console, by ``camera_id/rule_id``).
+4. Recording and requisitions: ``recordings`` (one row per video segment: camera, media and wall times,
+   file), ``requisitions`` (a police requisition: reference, authority, officer, cameras, time range, reason;
+   its segments are held while it is open) and ``requisition_holds``, ``relay_grants`` (a police account's
+   view of chosen cameras for a time window); the audit log becomes a hash chain (``prev_hash``, ``hash``;
+   existing entries are chained in id order).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "AlertStoreError", "Migration", "apply_migrations", "current_version"]
+__all__ = ["GENESIS", "LATEST_VERSION", "MIGRATIONS", "AlertStoreError", "Migration", "apply_migrations",
+           "chain_hash", "current_version"]
 
 #: pg_advisory_xact_lock key: serialises migrations of processes opening the same PostgreSQL database at once.
 _PG_MIGRATION_LOCK = 0x616C657274  # "alert"
@@ -100,6 +106,8 @@ audit_log = sa.Table(  # v2
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("target", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False),  # JSON object
+    sa.Column("prev_hash", sa.Text),  # v4: the previous entry's hash (GENESIS for the first)
+    sa.Column("hash", sa.Text),  # v4: see analytics.alerts.store.entry_hash
 )
 
 id_counters = sa.Table(  # v2
@@ -143,6 +151,57 @@ rule_settings = sa.Table(  # v3
     sa.Column("settings", sa.Text, nullable=False),  # JSON object (AlertRuleSettings fields)
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("updated_by", sa.Text, nullable=False),
+)
+
+
+recordings = sa.Table(  # v4
+    "recordings", metadata,
+    sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+    sa.Column("camera_id", sa.Text, nullable=False),
+    sa.Column("start", sa.Double, nullable=False),  # media time of the first frame (the frames' time base)
+    sa.Column("end", sa.Double, nullable=False),  # media time just after the last frame
+    sa.Column("wall_start", sa.Double, nullable=False),  # Unix seconds when the first frame was recorded
+    sa.Column("wall_end", sa.Double, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+requisitions = sa.Table(  # v4
+    "requisitions", metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # the reference number
+    sa.Column("authority", sa.Text, nullable=False),
+    sa.Column("officer", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cameras", sa.Text, nullable=False),  # JSON list of camera ids
+    sa.Column("start", sa.Double, nullable=False),  # Unix seconds (wall clock)
+    sa.Column("end", sa.Double, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("released_by", sa.Text),
+    sa.Column("released_at", sa.Double),
+)
+
+requisition_holds = sa.Table(  # v4
+    "requisition_holds", metadata,
+    sa.Column("requisition_id", sa.Text, sa.ForeignKey("requisitions.id"), primary_key=True),
+    sa.Column("recording_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+              sa.ForeignKey("recordings.id"), primary_key=True),
+)
+
+relay_grants = sa.Table(  # v4
+    "relay_grants", metadata,
+    sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+    sa.Column("username", sa.Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    sa.Column("cameras", sa.Text, nullable=False),  # JSON list of camera ids
+    sa.Column("start", sa.Double, nullable=False),  # Unix seconds
+    sa.Column("end", sa.Double, nullable=False),
+    sa.Column("recorded", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("granted_by", sa.Text, nullable=False),
+    sa.Column("granted_at", sa.Double, nullable=False),
+    sa.Column("revoked_by", sa.Text),
+    sa.Column("revoked_at", sa.Double),
 )
 
 
@@ -273,10 +332,98 @@ def _v3_console(conn: Connection) -> None:
         table.create(conn, checkfirst=False)
 
 
+#: The chain's start: the ``prev_hash`` of the first audit entry.
+GENESIS = "0" * 64
+
+
+def chain_hash(prev_hash: str, entry_id: int, at: float, user: str, action: str, target: str, details: str) -> str:
+    """SHA-256 (hex) of an audit entry chained to the previous one (its ``details`` as stored, JSON text)."""
+    import hashlib
+    import json
+
+    body = json.dumps([prev_hash, int(entry_id), repr(float(at)), user, action, target, details],
+                      ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _v4_recording_requisitions_relay_chain(conn: Connection) -> None:
+    meta = sa.MetaData()
+    sa.Table("users", meta, sa.Column("username", sa.Text, primary_key=True))  # referenced only
+    int_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    v4 = [
+        sa.Table(
+            "recordings", meta,
+            sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+            sa.Column("camera_id", sa.Text, nullable=False),
+            *(sa.Column(n, sa.Double, nullable=False) for n in ("start", "end", "wall_start", "wall_end")),
+            sa.Column("frames", sa.Integer, nullable=False),
+            sa.Column("bytes", sa.BigInteger, nullable=False),
+            sa.Column("path", sa.Text, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False),
+            sa.Index("ix_recordings_camera_wall", "camera_id", "wall_start"),
+            sa.Index("ix_recordings_wall_end", "wall_end"),
+        ),
+        sa.Table(
+            "requisitions", meta,
+            sa.Column("id", sa.Text, primary_key=True),
+            *(sa.Column(n, sa.Text, nullable=False) for n in ("authority", "officer", "reason", "cameras")),
+            sa.Column("start", sa.Double, nullable=False),
+            sa.Column("end", sa.Double, nullable=False),
+            sa.Column("created_by", sa.Text, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False),
+            sa.Column("released_by", sa.Text),
+            sa.Column("released_at", sa.Double),
+        ),
+        sa.Table(
+            "requisition_holds", meta,
+            sa.Column("requisition_id", sa.Text, sa.ForeignKey("requisitions.id"), primary_key=True),
+            sa.Column("recording_id", int_id, sa.ForeignKey("recordings.id"), primary_key=True),
+            sa.Index("ix_requisition_holds_recording", "recording_id"),
+        ),
+        sa.Table(
+            "relay_grants", meta,
+            sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+            sa.Column("username", sa.Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+            sa.Column("cameras", sa.Text, nullable=False),
+            sa.Column("start", sa.Double, nullable=False),
+            sa.Column("end", sa.Double, nullable=False),
+            sa.Column("recorded", sa.Boolean, nullable=False, server_default=sa.false()),
+            sa.Column("granted_by", sa.Text, nullable=False),
+            sa.Column("granted_at", sa.Double, nullable=False),
+            sa.Column("revoked_by", sa.Text),
+            sa.Column("revoked_at", sa.Double),
+            sa.Index("ix_relay_grants_username", "username"),
+        ),
+    ]
+    for table in v4:
+        table.create(conn, checkfirst=False)
+    # Chain the existing audit entries: the append-only triggers are lifted for this one migration only.
+    dialect = conn.dialect.name
+    drops = {"sqlite": ["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+             "postgresql": ["DROP TRIGGER audit_log_no_change ON audit_log",
+                            "DROP TRIGGER audit_log_no_truncate ON audit_log",
+                            "DROP FUNCTION audit_log_append_only()"]}[dialect]
+    for statement in drops:
+        conn.exec_driver_sql(statement)
+    conn.exec_driver_sql("ALTER TABLE audit_log ADD COLUMN prev_hash TEXT")
+    conn.exec_driver_sql("ALTER TABLE audit_log ADD COLUMN hash TEXT")
+    prev = GENESIS
+    rows = conn.exec_driver_sql('SELECT id, at, "user", action, target, details FROM audit_log ORDER BY id').all()
+    for r in rows:
+        digest = chain_hash(prev, r.id, r.at, r.user, r.action, r.target, r.details)
+        conn.execute(sa.text("UPDATE audit_log SET prev_hash = :p, hash = :h WHERE id = :i"),
+                     {"p": prev, "h": digest, "i": r.id})
+        prev = digest
+    for statement in _AUDIT_APPEND_ONLY[dialect]:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts and their transitions", _v1_alerts_and_transitions),
     Migration(2, "legal hold, retention index, append-only audit log, id counters", _v2_audit_legal_hold_retention),
     Migration(3, "console users and sessions, evidence files, rule settings", _v3_console),
+    Migration(4, "recordings, requisitions and holds, relay grants, hash-chained audit log",
+              _v4_recording_requisitions_relay_chain),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -203,7 +203,8 @@ class StoreContract:
         assert [e.user for e in store.audit_entries(user="ana", until=15.0)] == ["ana"]
         public = {name for name in dir(store) if not name.startswith("_")}
         # appending (alone, or inside a caller's write transaction) and reading: no way to change an entry
-        assert {name for name in public if "audit" in name} == {"audit", "audit_entries", "audit_in"}
+        assert {name for name in public if "audit" in name} == {"audit", "audit_entries", "audit_in",
+                                                                 "verify_audit_chain"}
         engine = engine_for(store_url(store))
         try:
             for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
@@ -212,6 +213,45 @@ class StoreContract:
         finally:
             engine.dispose()
         assert store.audit_entries() == entries
+
+    def test_the_audit_chain_catches_an_edited_or_removed_entry(self, store: AlertStore) -> None:
+        for i in range(5):
+            store.audit(f"user{i}", "camera.view", f"cam{i}", {"i": i}, at=10.0 + i)
+        assert store.verify_audit_chain() == []
+        engine = engine_for(store_url(store))
+        lift = {"sqlite": ["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+                "postgresql": ["ALTER TABLE audit_log DISABLE TRIGGER USER"]}[engine.dialect.name]
+        try:
+            with engine.begin() as conn:  # an intruder with write access to the database lifts the triggers
+                for statement in lift:
+                    conn.exec_driver_sql(statement)
+                conn.exec_driver_sql("UPDATE audit_log SET target = 'cam9' WHERE id = 2")
+            problems = store.verify_audit_chain()
+            assert len(problems) == 1 and problems[0].startswith("audit entry 2 (camera.view by 'user1') was edited")
+            with engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE audit_log SET target = 'cam1' WHERE id = 2")  # put back
+                conn.exec_driver_sql("DELETE FROM audit_log WHERE id = 4")
+            problems = store.verify_audit_chain()
+            assert len(problems) == 1 and problems[0].startswith("audit entry 5 (camera.view by 'user4') does not "
+                                                                 "follow entry 3")
+        finally:
+            engine.dispose()
+
+    def test_a_v3_audit_log_is_chained_by_the_upgrade(self, new_url: Callable[[], str]) -> None:
+        url = new_url()
+        engine = engine_for(url)
+        try:
+            with engine.begin() as conn:
+                assert apply_migrations(conn, upto=3) == 3
+                for i in range(3):
+                    conn.exec_driver_sql("INSERT INTO audit_log (at, \"user\", action, target, details) "
+                                         f"VALUES ({i}.5, 'ana', 'login', 'ana', '{{}}')")
+        finally:
+            engine.dispose()
+        with AlertStore.open(url) as store:
+            assert store.verify_audit_chain() == []
+            store.audit("bob", "login", "bob", at=9.0)
+            assert store.verify_audit_chain() == [] and [e.id for e in store.audit_entries()] == [1, 2, 3, 4]
 
     def test_a_v1_database_is_upgraded_with_its_data(self, new_url: Callable[[], str]) -> None:
         url = new_url()

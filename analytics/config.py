@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from analytics import paths
 from analytics.alerts.config import AlertsConfig
 from analytics.console.config import ConsoleConfig
+from analytics.recording.config import RecordingConfig
 from analytics.geometry import SceneGeometry
 from analytics.rules.catalog import RuleConfig
 from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
@@ -171,6 +172,8 @@ class RunConfig(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="how events become ranked alerts, "
                                  "where they are stored, escalation authorities, retention")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the operator console")
+    recording: RecordingConfig = Field(default_factory=RecordingConfig, description="continuous recording, "
+                                       "retention (alerts.retention_days) and requisition exports")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RunConfig:

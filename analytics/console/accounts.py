@@ -1,8 +1,9 @@
 """Console accounts: users with roles, argon2 password hashes, login sessions, all audited.
 
-Roles are ordered: ``operator`` < ``supervisor`` < ``admin``; a role may do everything the roles below it may.
-Operators watch live video and handle alerts; supervisors also review verdicts, place legal holds and audit;
-admins also manage users and rule settings.
+Roles are ordered: ``police`` < ``operator`` < ``supervisor`` < ``admin``; a role may do everything the roles
+below it may, except that what a ``police`` account sees is limited to its relay grants. Operators watch live
+video and handle alerts; supervisors also review verdicts, place legal holds, watch recordings, handle
+requisitions and audit; admins also manage users, relay grants and rule settings.
 
 Passwords are hashed with argon2id (``argon2-cffi``'s defaults); the plain password is never stored or logged.
 A session is a random 256-bit token held in the browser's cookie; the store keeps only its SHA-256, so a copy
@@ -28,7 +29,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from analytics.alerts.store import AlertStore
 from analytics.alerts.store_schema import sessions, users
 
-ROLES: tuple[str, ...] = ("operator", "supervisor", "admin")
+#: Ordered: each role may do what the ones before it may. ``police`` is an outside account (a police station)
+#: that sees only the cameras an admin granted it, during the granted window (:mod:`analytics.recording.index`).
+ROLES: tuple[str, ...] = ("police", "operator", "supervisor", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10

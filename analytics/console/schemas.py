@@ -11,7 +11,7 @@ from analytics.alerts.model import Alert, Transition
 from analytics.alerts.priority import priority
 
 Verdict = Literal["true_alert", "false_alarm", "duplicate"]
-Role = Literal["operator", "supervisor", "admin"]
+Role = Literal["police", "operator", "supervisor", "admin"]
 
 
 class _Body(BaseModel):

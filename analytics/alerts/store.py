@@ -82,6 +82,8 @@ class AuditEntry:
     action: str
     target: str
     details: dict[str, Any]
+    prev_hash: str | None = None
+    hash: str | None = None
 
 
 def mask_url(url: str) -> str:
@@ -552,7 +554,7 @@ class AlertStore:
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [AuditEntry(id=r.id, at=r.at, user=r.user, action=r.action, target=r.target,
-                           details=json.loads(r.details)) for r in rows]
+                           details=json.loads(r.details), prev_hash=r.prev_hash, hash=r.hash) for r in rows]
 
     # -- retention ---------------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from analytics.console import auth, hub, routes_admin, routes_alerts, routes_audit
+from analytics.console import auth, hub, routes_admin, routes_alerts, routes_audit, routes_records
 from analytics.console.context import ConsoleContext
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, routes_alerts, routes_audit, routes_admin, hub):
+    for module in (auth, routes_alerts, routes_audit, routes_admin, routes_records, hub):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

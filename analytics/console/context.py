@@ -25,6 +25,9 @@ class ConsoleContext:
         accounts: users and sessions over ``store``.
         live_dir: where a run writes live frames and camera health (may not exist yet).
         evidence_dir: where a run writes snapshots and clips (files are only served from under it).
+        recordings_dir: where a run writes video segments (served only from under it).
+        exports_dir: where requisition exports are written.
+        signing_key: the Ed25519 key file that signs exports (created on the first export).
         clock: wall clock, Unix seconds.
     """
 
@@ -33,9 +36,28 @@ class ConsoleContext:
     accounts: Accounts
     live_dir: Path
     evidence_dir: Path
+    recordings_dir: Path | None = None
+    exports_dir: Path | None = None
+    signing_key: Path | None = None
     clock: Callable[[], float] = time.time
     changed: asyncio.Event | None = None  # set by an action so the hub pushes at once
     failed_logins: dict[str, list[float]] = field(default_factory=dict)
+    viewed: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (user, what, target) -> last audit
+
+    def audit_view(self, user: str, action: str, target: str, details: dict | None = None, *,
+                   every: float = 300.0) -> None:
+        """Audit a view (live frames are fetched twice a second: one entry per user, camera and ``every``
+        seconds is the record of who watched what, not a flood)."""
+        now = self.clock()
+        key = (user, action, target)
+        if now - self.viewed.get(key, -float("inf")) >= every:
+            self.viewed[key] = now
+            self.store.audit(user, action, target, details or {}, at=now)
+
+    def index(self) -> Any:
+        from analytics.recording.index import RecordingIndex
+
+        return RecordingIndex(self.store)
 
     def alerts_config(self) -> AlertsConfig:
         """The alert settings in force: the config's, with the rule settings admins changed in the store."""

@@ -34,6 +34,8 @@ router = APIRouter()
 REFRESH_SECONDS = 5.0
 #: Close code sent to a socket without a live session (the page goes back to the login form).
 UNAUTHORISED = 4401
+#: Close code sent to an account whose role may not see the queue.
+FORBIDDEN = 4403
 
 
 #: The fields of a queue row (the alert page fetches the full alert, with its breakdown, by id).
@@ -153,6 +155,9 @@ async def live(ws: WebSocket) -> None:
     await ws.accept()
     if user is None:
         await ws.close(code=UNAUTHORISED, reason="not logged in")
+        return
+    if not user.can("operator"):  # a police relay account sees its granted cameras, not the centre's alerts
+        await ws.close(code=FORBIDDEN, reason="the alert queue is for the centre's staff")
         return
     hub.sockets.add(ws)
     try:

@@ -101,14 +101,20 @@ def cameras(request: Request, _user: User = Depends(operator)) -> list[dict[str,
 
 
 @router.get("/api/cameras/{camera_id}/frame.jpg")
-def camera_frame(camera_id: str, request: Request, _user: User = Depends(operator)) -> Response:
+def camera_frame(camera_id: str, request: Request, user: User = Depends(operator)) -> Response:
     ctx = context(request)
     if camera_id not in ctx.camera_ids():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}; cameras: {ctx.camera_ids()}")
+    return live_frame(ctx, camera_id, user)
+
+
+def live_frame(ctx: ConsoleContext, camera_id: str, user: User) -> Response:
+    """A camera's latest annotated (and privacy-masked) frame; the view is audited."""
     data = ctx.live().frame(camera_id)
     if data is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no live frame yet (is a run "
                                                        "writing to this console's live folder?)")
+    ctx.audit_view(user.username, "live.view", camera_id)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

@@ -115,6 +115,35 @@ def export_alerts(fmt: str, request: Request, since: float | None = Since, until
                     headers={"Content-Disposition": f'attachment; filename="alerts.{fmt}"'})
 
 
+@router.get("/api/audit/chain")
+def audit_chain(request: Request, _user: User = Depends(supervisor)) -> dict[str, Any]:
+    """Whether the audit log's hash chain is intact (``analytics audit verify`` does the same)."""
+    store = context(request).store
+    problems = store.verify_audit_chain()
+    return {"intact": not problems, "problems": problems, "entries": len(store.audit_entries())}
+
+
+@router.get("/api/audit/log/export.csv")
+def audit_log_export(request: Request, since: float | None = Since, until: float | None = Until,
+                     user: User = Depends(supervisor)) -> Response:
+    """The audit log as CSV, with each entry's chain hashes (so an export can be checked against the chain)."""
+    import csv
+    import io
+    import json
+
+    ctx = context(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "at", "user", "action", "target", "details", "prev_hash", "hash"])
+    for e in ctx.store.audit_entries(since=since, until=until):
+        writer.writerow([e.id, repr(e.at), e.user, e.action, e.target,
+                         json.dumps(e.details, ensure_ascii=False, sort_keys=True), e.prev_hash, e.hash])
+    ctx.store.audit(user.username, "audit.log.export", "audit_log", {"since": since, "until": until},
+                    at=ctx.clock())
+    return Response(buffer.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit_log.csv"'})
+
+
 @router.get("/api/audit/log")
 def audit_log(request: Request, limit: int = Query(200, ge=1, le=10_000), user: str | None = None,
               action: str | None = None, since: float | None = Since, until: float | None = Until,

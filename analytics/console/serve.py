@@ -15,7 +15,7 @@ from analytics.alerts.store import AlertStore
 from analytics.config import RunConfig
 from analytics.console.accounts import Accounts
 from analytics.console.context import ConsoleContext
-from analytics.pipeline.alert_side import evidence_dir, live_dir
+from analytics.pipeline.alert_side import evidence_dir, live_dir, recordings_dir, signing_key_path
 
 log = logging.getLogger(__name__)
 #: Environment variable giving the first admin's password (otherwise one is generated and printed once).
@@ -29,7 +29,8 @@ def store_url(cfg: RunConfig, out_dir: Path) -> str:
 
 def make_context(cfg: RunConfig, store: AlertStore, out_dir: Path) -> ConsoleContext:
     return ConsoleContext(config=cfg, store=store, accounts=Accounts(store), live_dir=live_dir(cfg, out_dir),
-                          evidence_dir=evidence_dir(cfg, out_dir))
+                          evidence_dir=evidence_dir(cfg, out_dir), recordings_dir=recordings_dir(cfg, out_dir),
+                          exports_dir=out_dir / "exports", signing_key=signing_key_path(cfg, out_dir))
 
 
 def bootstrap_admin(accounts: Accounts) -> None:

@@ -42,6 +42,17 @@ def evidence_dir(cfg: RunConfig, out_dir: Path) -> Path:
     return Path(cfg.alerts.evidence.dir) if cfg.alerts.evidence.dir else out_dir / "evidence"
 
 
+def recordings_dir(cfg: RunConfig, out_dir: Path) -> Path:
+    """Where a run writes video segments (``recording.dir``, else ``<out>/recordings``)."""
+    return Path(cfg.recording.dir) if cfg.recording.dir else out_dir / "recordings"
+
+
+def signing_key_path(cfg: RunConfig, out_dir: Path) -> Path:
+    """The Ed25519 key signing requisition exports (``recording.signing_key``, else
+    ``<out>/keys/export_ed25519.pem``)."""
+    return Path(cfg.recording.signing_key) if cfg.recording.signing_key else out_dir / "keys" / "export_ed25519.pem"
+
+
 class AlertSide:
     """Attach alerting to ``runner`` (see the module docstring); :meth:`close` after the run.
 

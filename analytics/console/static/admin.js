@@ -1,14 +1,17 @@
-// Administration: console users (role, disabled, password) and each rule's alert settings
-// (min_score, cooldown, merge_gap). Every change is sent at once and confirmed by a toast;
-// a refused change is undone on screen so the page never shows a state the server lacks.
+// Administration: console users (role, disabled, password), the police relay grants and each
+// rule's alert settings (min_score, cooldown, merge_gap). Every change is sent at once and
+// confirmed by a toast; a refused change is undone on screen so the page never shows a state
+// the server lacks.
 
 import { api } from "./api.js";
 import { h, localTime, num, setChildren, table, valueText } from "./dom.js";
+import { loadGrants, mountGrants, setPoliceAccounts } from "./grants.js";
 import { openModal } from "./modal.js";
 import { session } from "./session.js";
 import { toast, toastError } from "./toast.js";
 
-const ROLES = ["operator", "supervisor", "admin"];
+// "police": an outside police station's account, which sees only the cameras granted to it below.
+const ROLES = ["police", "operator", "supervisor", "admin"];
 const RULE_FIELDS = [
   { key: "min_score", label: "Min score", min: 0, max: 1, step: "any" },
   { key: "cooldown", label: "Cooldown (s)", min: 0, step: "any" },
@@ -20,10 +23,12 @@ let loaded = false;
 
 /** Build the admin view into its container (per session; data loads when first shown). */
 export function mountAdmin(container) {
-  parts = { users: h("div"), rules: h("div") };
+  parts = { users: h("div"), grants: h("div"), rules: h("div") };
   loaded = false;
+  mountGrants(parts.grants);
   setChildren(container,
     h("section", { class: "admin-section" }, h("h2", {}, "Users"), parts.users, addUserForm()),
+    h("section", { class: "admin-section" }, h("h2", {}, "Police relay grants"), parts.grants),
     h("section", { class: "admin-section" }, h("h2", {}, "Rule alert settings"), parts.rules));
 }
 
@@ -31,6 +36,7 @@ export function showAdmin() {
   if (parts && !loaded) {
     loaded = true;
     loadUsers();
+    loadGrants();
     loadRules();
   }
 }
@@ -38,7 +44,9 @@ export function showAdmin() {
 async function loadUsers() {
   try {
     const users = await api("api/users");
-    setChildren(parts.users, usersTable(Array.isArray(users) ? users : []));
+    const list = Array.isArray(users) ? users : [];
+    setChildren(parts.users, usersTable(list));
+    setPoliceAccounts(list.filter((u) => u && u.role === "police" && !u.disabled).map((u) => u.username));
   } catch (err) {
     setChildren(parts.users, h("p", { class: "error-text" }, err.message));
     toastError(err);
@@ -72,8 +80,10 @@ function roleSelect(user) {
   let current = user.role;
   select.addEventListener("change", async () => {
     const ok = await patchUser(user.username, { role: select.value }, `role set to ${select.value}`);
-    if (ok) current = select.value;
-    else select.value = current;
+    if (ok) {
+      if (current === "police" || select.value === "police") loadUsers(); // the grant form lists police accounts
+      current = select.value;
+    } else select.value = current;
   });
   return select;
 }
@@ -84,6 +94,7 @@ function disabledToggle(user) {
   box.addEventListener("change", async () => {
     const ok = await patchUser(user.username, { disabled: box.checked }, box.checked ? "disabled" : "enabled");
     if (!ok) box.checked = !box.checked;
+    else if (user.role === "police") loadUsers();
   });
   return box;
 }

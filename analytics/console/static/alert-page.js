@@ -11,11 +11,13 @@ import { findAlert, moveSelection, subscribe } from "./alerts.js";
 import { place } from "./describe.js";
 import { countedList, h, kvTable, localTime, num, safeUrl, setChildren, table, valueText, words } from "./dom.js";
 import { openModal } from "./modal.js";
+import { playAt } from "./recordings.js";
 import { hasRole, later, onEnd, session } from "./session.js";
 import { keyOf } from "./shortcuts.js";
 import { toastError } from "./toast.js";
 
 let page = null; // {id, alert, handle, parts: {...}, comment, mediaKey}
+const PLAY_BEFORE_S = 5; // "play recording at this moment" starts this much before the alert was raised
 
 /** Per session: follow action results and pushes while a page is open. */
 export function mountAlertPage() {
@@ -238,13 +240,24 @@ function supervisorButtons(alert) {
     type: "button", class: hold ? "toggle on" : "toggle", "aria-pressed": String(hold), "data-testid": "legal-hold",
     onclick: () => setLegalHold(alert, !hold),
   }, `Legal hold: ${hold ? "on" : "off"}`);
-  if (alert.status !== "closed") return [holdButton];
+  const playButton = h("button", {
+    type: "button", "data-testid": "play-at-alert", title: `The camera's recording from ${PLAY_BEFORE_S} s before the alert`,
+    onclick: () => playRecording(alert),
+  }, "Play recording at this moment");
+  if (alert.status !== "closed") return [holdButton, playButton];
   const reviewButtons = VERDICTS.map((verdict) => h("button", {
     type: "button", class: alert.verdict === verdict ? "current" : "", "data-review": verdict,
     disabled: alert.verdict === verdict,
     onclick: () => withComment((c) => review(alert, verdict, c)),
   }, words(verdict)));
-  return [h("span", { class: "muted" }, "Review verdict:"), reviewButtons, holdButton];
+  return [h("span", { class: "muted" }, "Review verdict:"), reviewButtons, holdButton, playButton];
+}
+
+// The Recordings view on the alert's camera, a few seconds before it was raised; the page closes once it opened
+// (a moment without a recording is told in a toast, and the page stays).
+async function playRecording(alert) {
+  if (typeof alert.created_at !== "number") return;
+  if (await playAt(alert.camera_id, alert.created_at - PLAY_BEFORE_S)) closeAlertPage();
 }
 
 // The comment goes with the action and is cleared once the action succeeded (kept if refused

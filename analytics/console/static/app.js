@@ -1,9 +1,13 @@
 // The operator console's entry point: login, the session's life (start, live feed,
 // logout), the header and the switch between views.
 //
+// A police account (an outside station) gets the relay view alone: its granted cameras, no
+// queue, no live feed socket (the server refuses it), no other tab.
+//
 // Modules: api (calls), session (user, role, timers), alerts (lists + selection),
-// queue / critical (side panel, banner), wall, alert-page, dialogs, audit, admin,
-// keys + shortcuts (keyboard), live (WebSocket), sound, toast, modal, dom (helpers).
+// queue / critical (side panel, banner), wall, alert-page, dialogs, audit, admin (+ grants),
+// recordings / requisitions (+ timeline, player), relay (police), keys + shortcuts (keyboard),
+// live (WebSocket), sound, toast, modal, dom (helpers).
 
 import { acknowledge, closeAlert, escalate } from "./actions.js";
 import { alertPageId, mountAlertPage, openAlertPage } from "./alert-page.js";
@@ -18,6 +22,9 @@ import { installKeys } from "./keys.js";
 import { connectLive } from "./live.js";
 import { closeAllModals } from "./modal.js";
 import { mountQueue } from "./queue.js";
+import { hideRecordings, mountRecordings, showRecordings } from "./recordings.js";
+import { mountRelay } from "./relay.js";
+import { mountRequisitions, showRequisitions } from "./requisitions.js";
 import { endSession, every, hasRole, onEnd, session } from "./session.js";
 import { installAudioUnlock, isMuted, onMuteChange, toggleMute } from "./sound.js";
 import { toast, toastError } from "./toast.js";
@@ -25,7 +32,11 @@ import { mountWall, setCameras, setWallVisible } from "./wall.js";
 
 const $ = (selector) => document.querySelector(selector);
 const POLL_MS = 5000; // REST polling while the WebSocket is down, so the queue never freezes silently
-const VIEWS = { wall: "operator", audit: "supervisor", admin: "admin" };
+const VIEWS = { wall: "operator", recordings: "supervisor", requisitions: "supervisor", audit: "supervisor",
+  admin: "admin" };
+// The containers emptied at the end of a session (nothing of one user's data stays for the next).
+const CONTAINERS = ["#wall-grid", "#recordings-view", "#requisitions-view", "#audit-view", "#admin-view", "#relay-view",
+  "[data-testid=queue]", "[data-testid=in-hand]", "#queue-actions", "#critical-banner"];
 
 const live = { handle: null, state: "offline", retryAt: null, pushes: 0 };
 
@@ -85,16 +96,13 @@ async function submitLogin(event) {
 async function startSession(me) {
   session.user = me && me.username ? me.username : "?";
   session.role = me && me.role ? me.role : "operator";
+  if (session.role === "police") {
+    startRelaySession();
+    return;
+  }
   session.settings = { ...session.settings, ...(await loadSettings()) };
   if (session.user === null) return; // the settings call found the session gone (401): login is shown
-  $("#user-name").textContent = session.user;
-  $("#user-role").textContent = session.role;
-  document.querySelectorAll(".tabs [data-view]").forEach((tab) => {
-    tab.hidden = !hasRole(VIEWS[tab.dataset.view]);
-  });
-  $("#toasts").replaceChildren(); // a failed attempt's message no longer applies
-  $("#login").hidden = true;
-  $("#shell").hidden = false;
+  showShell();
   mountPanels();
   every(1000, renderClock);
   renderClock();
@@ -103,6 +111,31 @@ async function startSession(me) {
   route();
   preloadAuthorities();
   await poll();
+}
+
+// The header and the layout for the session's role: a police account has no tabs, queue, live state or sound.
+function showShell() {
+  const police = session.role === "police";
+  $("#user-name").textContent = session.user;
+  $("#user-role").textContent = session.role;
+  document.querySelectorAll(".tabs [data-view]").forEach((tab) => {
+    tab.hidden = police || !hasRole(VIEWS[tab.dataset.view]);
+  });
+  ["#queue-panel", "#ws-state", "#mute", "#help-button"].forEach((sel) => { $(sel).hidden = police; });
+  $(".brand").textContent = police ? "Camera relay" : "Alerts console";
+  $("#toasts").replaceChildren(); // a failed attempt's message no longer applies
+  $("#login").hidden = true;
+  $("#shell").hidden = false;
+}
+
+// A police account: the relay view and the clock, nothing else (no settings, queue, socket or polling: the
+// server refuses them to this role).
+function startRelaySession() {
+  showShell();
+  mountRelay($("#relay-view"));
+  every(1000, renderClock);
+  renderClock();
+  route();
 }
 
 async function loadSettings() {
@@ -119,7 +152,11 @@ function mountPanels() {
   mountCritical($("#critical-banner"), openAlertPage);
   mountAlertPage();
   mountWall($("#wall-grid"));
-  if (hasRole("supervisor")) mountAudit($("#audit-view"));
+  if (hasRole("supervisor")) {
+    mountRecordings($("#recordings-view"));
+    mountRequisitions($("#requisitions-view"));
+    mountAudit($("#audit-view"));
+  }
   if (hasRole("admin")) mountAdmin($("#admin-view"));
 }
 
@@ -140,19 +177,22 @@ function sessionLost() {
 
 /** End the session (timers, socket, overlays, data on screen) and show the login form. */
 function showLogin(message) {
+  teardown();
+  $("#shell").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = message || "";
+  $("#login [data-testid=login-username]").focus();
+}
+
+function teardown() {
   closeAllModals();
   endSession(); // stops every timer and closes the socket (onEnd)
   resetStore();
   live.handle = null;
   live.state = "offline";
-  ["#wall-grid", "#audit-view", "#admin-view", "[data-testid=queue]", "[data-testid=in-hand]", "#queue-actions",
-    "#critical-banner"].forEach((sel) => $(sel).replaceChildren());
+  CONTAINERS.forEach((sel) => $(sel).replaceChildren());
   $("#critical-banner").hidden = true;
   document.title = "Alerts console";
-  $("#shell").hidden = true;
-  $("#login").hidden = false;
-  $("#login-error").textContent = message || "";
-  $("#login [data-testid=login-username]").focus();
 }
 
 // ---- live feed ----------------------------------------------------------------------------
@@ -167,8 +207,26 @@ function startLive() {
       renderLiveState();
     },
     onUnauthorized: sessionLost,
+    onForbidden: liveRefused,
   });
   onEnd(() => live.handle && live.handle.close());
+}
+
+// The server refuses the feed to this account (4403): its role changed (to police) during the session. No retry:
+// start again as what the account now is.
+async function liveRefused() {
+  live.state = "refused";
+  renderLiveState();
+  try {
+    const me = await api("api/me");
+    if (me && me.role !== session.role) {
+      toast(`Your role is now ${me.role}: the console changes accordingly`, "info");
+      teardown();
+      await startSession(me);
+    }
+  } catch (err) {
+    toastError(err);
+  }
 }
 
 function receive(message) {
@@ -203,7 +261,10 @@ function renderLiveState() {
   el.title = "Live connection to the server";
   if (live.state === "live") el.textContent = "live";
   else if (live.state === "connecting") el.textContent = "connecting…";
-  else {
+  else if (live.state === "refused") {
+    el.textContent = "no live feed";
+    el.title = "The server refuses the live feed to this account";
+  } else {
     const wait = live.retryAt ? Math.max(0, (live.retryAt - Date.now()) / 1000) : 0;
     el.textContent = `offline · retry in ${duration(Math.ceil(wait))}`;
     el.title = "Connection lost; the queue is refreshed every 5 s meanwhile. Click to retry now.";
@@ -212,7 +273,7 @@ function renderLiveState() {
 
 function renderClock() {
   $("#clock").textContent = localClock(Date.now() / 1000);
-  if (live.state === "offline") renderLiveState(); // the retry countdown
+  if (live.state === "offline" && live.handle) renderLiveState(); // the retry countdown
 }
 
 function renderMute() {
@@ -229,10 +290,14 @@ function route() {
   if (session.user === null) return;
   let view = location.hash.replace(/^#/, "") || "wall";
   if (!VIEWS[view] || !hasRole(VIEWS[view])) view = "wall";
+  if (session.role === "police") view = "relay";
   document.querySelectorAll(".views > .view").forEach((el) => { el.hidden = el.dataset.view !== view; });
   document.querySelectorAll(".tabs [data-view]").forEach((tab) =>
     tab.setAttribute("aria-selected", String(tab.dataset.view === view)));
   setWallVisible(view === "wall");
+  if (view === "recordings") showRecordings();
+  else hideRecordings();
+  if (view === "requisitions") showRequisitions();
   if (view === "audit") showAudit();
   if (view === "admin") showAdmin();
 }
@@ -241,7 +306,7 @@ function route() {
 
 function keyHandlers() {
   return {
-    enabled: () => session.user !== null,
+    enabled: () => session.user !== null && session.role !== "police", // a police account has no queue
     next: () => moveSelection(1),
     previous: () => moveSelection(-1),
     open: () => {

@@ -1,6 +1,7 @@
 // The supervisor's audit: alert precision, acknowledgement times, operator load, plots,
 // exports and the action log, over a date range (default: the last 7 days); and closed
-// alerts, whose page is where a verdict is reviewed or a legal hold set.
+// alerts, whose page is where a verdict is reviewed or a legal hold set. The action log is a
+// hash chain: its state (intact, or what is wrong) heads the view, and it exports as CSV.
 //
 // Dates are local calendar days: "since" is the start of its day, "until" the end of its
 // day (both inclusive), sent as Unix seconds.
@@ -38,11 +39,13 @@ export function mountAudit(container) {
   const today = new Date();
   form.until.value = dateValue(today);
   form.since.value = dateValue(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6));
-  parts = Object.fromEntries(["precision", "ack", "load", "plots", "exports", "closed", "log"].map((k) => [k, h("div")]));
-  setChildren(root, controls(), section("Precision", parts.precision), section("Acknowledgement times", parts.ack),
+  parts = Object.fromEntries(["chain", "precision", "ack", "load", "plots", "exports", "closed", "log", "logExport"]
+    .map((k) => [k, h("div")]));
+  setChildren(root, controls(), section("Audit log chain", parts.chain),
+    section("Precision", parts.precision), section("Acknowledgement times", parts.ack),
     section("Operator load", parts.load), section("Plots", parts.plots), section("Exports", parts.exports),
     section("Closed alerts (the highest-ranked; open one to review its verdict or set a legal hold)", parts.closed),
-    section("Audit log", logControls(), parts.log));
+    section("Audit log", logControls(), parts.logExport, parts.log));
   root.dataset.loaded = "";
   // A review or a legal hold changes a closed alert: the precision tables and the list must show it.
   const onChanged = (event) => {
@@ -113,7 +116,9 @@ async function refresh() {
   const by = form.by.value;
   renderPlots(span);
   renderExports(span);
+  renderLogExport(span);
   await Promise.all([
+    loadChain(),
     load(parts.precision, "api/audit/precision", { by, ...span }, precisionTable),
     load(parts.ack, "api/audit/ack-times", { by, ...span }, ackTable),
     load(parts.load, "api/audit/operator-load", span, loadTable),
@@ -210,6 +215,35 @@ function renderExports(span) {
   }, label);
   setChildren(parts.exports, h("div", { class: "buttons" }, link("csv", "Download CSV"), link("parquet", "Download Parquet")),
     h("p", { class: "muted" }, "The alerts of the chosen period."));
+}
+
+// The chain of the action log: each entry hashes the one before, so an entry changed or deleted in the
+// database breaks it from there on.
+async function loadChain() {
+  setChildren(parts.chain, h("p", { class: "muted" }, "Checking…"));
+  try {
+    const chain = (await api("api/audit/chain")) || {};
+    const problems = Array.isArray(chain.problems) ? chain.problems : [];
+    const intact = chain.intact === true && !problems.length;
+    setChildren(parts.chain, h("div", {
+      class: intact ? "chain chain-intact" : "chain chain-broken", "data-testid": "audit-chain",
+      "data-intact": String(intact), role: intact ? "status" : "alert",
+    }, intact
+      ? h("strong", {}, `✔ intact (${num(chain.entries)} entries)`)
+      : [h("strong", {}, `✖ BROKEN: ${problems.length} problem${problems.length === 1 ? "" : "s"} `
+          + `in ${num(chain.entries)} entries`),
+        h("ul", {}, problems.map((p) => h("li", {}, valueText(p))))]));
+  } catch (err) {
+    setChildren(parts.chain, h("p", { class: "error-text" }, err.message));
+    toastError(err);
+  }
+}
+
+function renderLogExport(span) {
+  setChildren(parts.logExport, h("div", { class: "buttons" },
+    h("a", { class: "button", href: apiUrl("api/audit/log/export.csv", span), download: "audit-log.csv",
+      "data-testid": "audit-log-export" }, "Download the audit log (CSV)"),
+    h("span", { class: "muted" }, "The entries of the chosen period, with their chain hashes.")));
 }
 
 async function loadLog() {

@@ -1,4 +1,5 @@
-// Dialogs driven from the keyboard: choosing the authority to escalate to, and the help overlay.
+// Dialogs driven from the keyboard: choosing the authority to escalate to, the help overlay, and the
+// confirmation of a logged act.
 
 import { api } from "./api.js";
 import { title } from "./describe.js";
@@ -137,4 +138,38 @@ export function openHelp() {
 
 function joinKeys(keys) {
   return keys.flatMap((k, i) => (i ? [" or ", h("kbd", {}, k)] : [h("kbd", {}, k)]));
+}
+
+/**
+ * Ask to confirm an act (releasing a hold, revoking a grant). `text`: a string or a list of paragraphs.
+ * Resolves true when confirmed; false on Cancel, Esc or a click outside. Cancel has the focus.
+ */
+export function confirmAction({ title: heading, text, confirm = "Confirm" }) {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (value) => {
+      if (settled) return;
+      settled = true;
+      handle.close();
+      resolve(value);
+    };
+    const cancel = h("button", { type: "button", "data-testid": "confirm-cancel", onclick: () => settle(false) },
+      "Cancel ", h("kbd", {}, "Esc"));
+    const content = h("div", { class: "confirm" },
+      h("h2", {}, heading),
+      [text].flat().map((p) => h("p", {}, p)),
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: "danger", "data-testid": "confirm-ok", onclick: () => settle(true) }, confirm),
+        cancel));
+    const handle = openModal(content, {
+      testid: "confirm-dialog", label: heading,
+      onClose: () => {
+        if (!settled) {
+          settled = true;
+          resolve(false);
+        }
+      },
+    });
+    cancel.focus();
+  });
 }

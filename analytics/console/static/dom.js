@@ -156,3 +156,18 @@ export function safeUrl(raw) {
     return null;
   }
 }
+
+/** Unix seconds -> the value of a local <input type="datetime-local" step="1"> ("2024-05-01T09:30:00"). */
+export function dateTimeValue(unix) {
+  const d = new Date(unix * 1000);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T${pad2(d.getHours())}:`
+    + `${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}
+
+/** A datetime-local value ("2024-05-01T09:30" or with ":ss") -> Unix seconds of that local time; NaN if invalid. */
+export function parseDateTime(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/.exec(String(value || ""));
+  if (!m) return NaN;
+  const [y, mo, d, hh, mm, ss] = m.slice(1).map((v) => Number(v || 0));
+  return new Date(y, mo - 1, d, hh, mm, ss).getTime() / 1000;
+}

@@ -3,7 +3,8 @@
 //
 // It reconnects by itself with a growing, jittered delay (0.5 s, 1 s, 2 s... up to 30 s:
 // after a server restart, a room of consoles must not reconnect in the same instant).
-// Close code 4401 means the session is no longer valid: no retry, back to login.
+// Close code 4401 means the session is no longer valid: no retry, back to login. 4403 means
+// this account may not have the feed (a police account): no retry either.
 
 import { cancel, later } from "./session.js";
 
@@ -22,10 +23,11 @@ function retryDelay(attempt) {
 
 /**
  * Connect and keep connected. Callbacks: onMessage(object), onState(state, retryAt) with
- * state "connecting" | "live" | "offline" (retryAt: Date.now() ms of the next try), onUnauthorized().
+ * state "connecting" | "live" | "offline" (retryAt: Date.now() ms of the next try), onUnauthorized(),
+ * onForbidden() (4403: it stops trying).
  * Returns {close(), retryNow()}. Its timers are session timers: logout stops them.
  */
-export function connectLive({ onMessage, onState, onUnauthorized }) {
+export function connectLive({ onMessage, onState, onUnauthorized, onForbidden = () => {} }) {
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
@@ -49,6 +51,11 @@ export function connectLive({ onMessage, onState, onUnauthorized }) {
     if (stopped) return;
     if (code === 4401) {
       onUnauthorized();
+      return;
+    }
+    if (code === 4403) {
+      stopped = true;
+      onForbidden();
       return;
     }
     const delay = retryDelay(attempt);

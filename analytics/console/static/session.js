@@ -2,7 +2,8 @@
 // listener started for them. Timers go through every()/later() so that logout (or a
 // 401) stops them all in one place: nothing keeps polling frames for a closed session.
 
-const ROLES = ["operator", "supervisor", "admin"];
+// "police" is an outside account that sees only its relay grants (app.js gives it the relay view alone).
+const ROLES = ["police", "operator", "supervisor", "admin"];
 
 export const session = {
   user: null,
@@ -15,7 +16,7 @@ const intervals = new Set();
 const timeouts = new Set();
 const cleanups = [];
 
-/** True when the session's role is at least `minRole` (operator < supervisor < admin). */
+/** True when the session's role is at least `minRole` (police < operator < supervisor < admin). */
 export function hasRole(minRole) {
   return ROLES.indexOf(session.role) >= ROLES.indexOf(minRole) && session.role !== null;
 }

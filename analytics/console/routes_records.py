@@ -199,6 +199,9 @@ def export(body: ReferenceBody, request: Request, user: User = Depends(superviso
         key = load_or_create_key(ctx.signing_key)
         folder = export_requisition(ctx.index(), body.reference, ctx.exports_dir, key=key, user=user.username,
                                     clock=ctx.clock)
+    except FileExistsError:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"requisition {body.reference!r} was already exported; its "
+                                                      "files are listed in its detail") from None
     except ValueError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     return {"reference": body.reference, "files": sorted(p.name for p in folder.iterdir())}
@@ -283,7 +286,8 @@ def relay_recordings(request: Request, camera: str = Query(..., max_length=64), 
                      until: float | None = Query(None), user: User = Depends(current_user)) -> list[dict[str, Any]]:
     ctx = context(request)
     _granted(ctx, user, camera, recorded=True)
-    return [{**_segment_out(s), "url": f"/api/relay/recordings/{s.id}.mp4"}
+    # without the held flag: a police account need not learn of another requisition
+    return [{**{k: v for k, v in _segment_out(s).items() if k != "held"}, "url": f"/api/relay/recordings/{s.id}.mp4"}
             for s in ctx.index().segments(camera_id=camera, since=since, until=until)]
 
 

@@ -125,7 +125,8 @@ function addUserForm() {
     placeholder: "user name" });
   const password = h("input", { type: "password", required: true, autocomplete: "new-password",
     "aria-label": "New user password", placeholder: "password" });
-  const role = h("select", { "aria-label": "New user role" }, ROLES.map((r) => h("option", { value: r }, r)));
+  const role = h("select", { "aria-label": "New user role" },
+    ROLES.map((r) => h("option", { value: r, selected: r === "operator" }, r)));
   const submit = async (e) => {
     e.preventDefault();
     try {

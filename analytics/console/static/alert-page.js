@@ -197,7 +197,7 @@ function breakdownTable(breakdown) {
 function timeline(transitions) {
   const list = Array.isArray(transitions) ? transitions : [];
   if (!list.length) return h("p", { class: "muted" }, "No action yet.");
-  return h("ol", { class: "timeline", "data-testid": "timeline" }, list.map((t) =>
+  return h("ol", { class: "timeline", "data-testid": "alert-timeline" }, list.map((t) =>
     h("li", {},
       h("time", {}, localTime(t.at)), " ",
       h("strong", {}, t.user || "?"), " ",

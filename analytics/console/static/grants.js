@@ -16,7 +16,7 @@ let police = []; // police account names, from the users table
 export function mountGrants(container) {
   parts = { list: h("div"), form: grantForm() };
   police = [];
-  setChildren(container, parts.list, parts.form.el);
+  setChildren(container, parts.list, h("h3", { class: "form-title" }, "Grant cameras to a police account"), parts.form.el);
 }
 
 /** The police accounts a grant may name (the admin view calls this whenever it loads the users). */

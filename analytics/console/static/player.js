@@ -16,7 +16,8 @@ export function createPlayer({ onPosition = () => {} } = {}) {
     playsinline: true, preload: "auto" });
   video.muted = true; // recorded surveillance video has no sound worth hearing; muted, playing starts without a click
   const info = h("span", { class: "player-info", "data-testid": "player-info" }, "Choose a moment on a timeline.");
-  const previous = h("button", { type: "button", "data-testid": "segment-previous", disabled: true }, "◀ Previous segment");
+  const previous = h("button", { type: "button", "data-testid": "segment-previous", disabled: true },
+    "◀ Previous segment");
   const next = h("button", { type: "button", "data-testid": "segment-next", disabled: true }, "Next segment ▶");
   const state = { list: [], index: -1, seekTo: 0 };
 
@@ -64,7 +65,9 @@ export function createPlayer({ onPosition = () => {} } = {}) {
   });
   video.addEventListener("error", () => {
     const s = current();
-    if (s && video.getAttribute("src")) toast(`Segment ${s.id} of ${s.camera_id} could not be played (missing, or access refused)`);
+    if (s && video.getAttribute("src")) {
+      toast(`Segment ${s.id} of ${s.camera_id} could not be played (missing, or access refused)`);
+    }
   });
   previous.addEventListener("click", () => state.index > 0 && play(state.list, state.index - 1, 0));
   next.addEventListener("click", () => state.index < state.list.length - 1 && play(state.list, state.index + 1, 0));

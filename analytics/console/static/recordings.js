@@ -10,6 +10,7 @@ import { api, ApiError } from "./api.js";
 import { h, localTime, setChildren } from "./dom.js";
 import { createPlayer } from "./player.js";
 import { rangeInputs, timelineBar, timelineLegend } from "./timeline.js";
+import { onEnd } from "./session.js";
 import { toast, toastError } from "./toast.js";
 
 const AROUND_S = 15 * 60; // the range shown around a moment opened from elsewhere
@@ -24,6 +25,9 @@ export function mountRecordings(container) {
   const player = createPlayer({ onPosition: showPosition });
   view = { camera, range, player, timelines: h("div", { class: "timelines" }), bars: new Map(), segments: new Map(),
     loaded: false, camerasLoaded: false, request: 0 };
+  onEnd(() => {
+    view = null; // playAt() from the next session's alert pages must not reach this one's view
+  });
   const submit = (event) => {
     event.preventDefault();
     load();
@@ -37,8 +41,9 @@ export function mountRecordings(container) {
       h("label", {}, "Camera ", camera), h("label", {}, "From ", range.since), h("label", {}, "To ", range.until),
       h("button", { type: "submit", class: "primary" }, "Show"),
       h("button", { type: "button", onclick: lastHour }, "Last hour")),
-    h("section", { class: "audit-section" }, h("h2", {}, "Recorded segments"), view.timelines, timelineLegend()),
-    h("section", { class: "audit-section" }, h("h2", {}, "Playback"), player.el));
+    // The player stays in sight (sticky) while the timelines of many cameras scroll under it.
+    h("section", { class: "audit-section player-section" }, player.el),
+    h("section", { class: "audit-section" }, h("h2", {}, "Recorded segments"), view.timelines, timelineLegend()));
 }
 
 /** The first time the view is shown: the cameras, then the last hour. */
@@ -148,5 +153,6 @@ function pick(cameraId, segment, offset, t) {
 }
 
 function showPosition(segment, t) {
+  if (!view) return;
   view.bars.forEach((bar, id) => bar.setPlayhead(segment && String(segment.camera_id) === id ? t : null));
 }

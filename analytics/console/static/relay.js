@@ -11,7 +11,7 @@ import { api, apiUrl } from "./api.js";
 import { h, localTime, setChildren } from "./dom.js";
 import { createPlayer } from "./player.js";
 import { every, onEnd } from "./session.js";
-import { rangeInputs, timelineBar, timelineLegend } from "./timeline.js";
+import { rangeInputs, timelineBar } from "./timeline.js";
 import { toast, toastError } from "./toast.js";
 
 const REFRESH_MS = 30000;
@@ -26,7 +26,9 @@ export function mountRelay(container) {
   tiles.clear();
   const camera = h("select", { "aria-label": "Camera", "data-testid": "relay-recordings-camera" });
   const range = rangeInputs({ testids: { since: "relay-since", until: "relay-until" } });
-  const player = createPlayer({ onPosition: (segment, t) => parts && parts.bar && parts.bar.setPlayhead(segment ? t : null) });
+  const player = createPlayer({
+    onPosition: (segment, t) => parts && parts.bar && parts.bar.setPlayhead(segment ? t : null),
+  });
   parts = { grid: h("div", { class: "wall-grid relay-grid" }), camera, range, player, bar: null,
     timeline: h("div", { class: "timelines" }), playback: null };
   const submit = (event) => {
@@ -38,7 +40,7 @@ export function mountRelay(container) {
     h("form", { class: "audit-controls", onsubmit: submit },
       h("label", {}, "Camera ", camera), h("label", {}, "From ", range.since), h("label", {}, "To ", range.until),
       h("button", { type: "submit", class: "primary" }, "Show")),
-    parts.timeline, timelineLegend(), player.el);
+    parts.timeline, player.el);
   setChildren(container,
     h("section", { class: "audit-section" },
       h("h2", {}, "Cameras shared with you"),
@@ -101,12 +103,12 @@ function tileFor(camera) {
     tile.el.removeAttribute("data-ended");
     tile.note.textContent = "No frame yet";
   }
-  setChildren(tile.caption, h("div", { class: "tile-head" },
-    h("span", { class: "cam-id" }, id),
-    camera.recorded ? h("span", { class: "badge" }, "recordings") : null,
-    h("span", { class: "fps", "data-testid": "relay-until" }, `until ${localTime(camera.until)}`)),
-  camera.recorded ? h("button", { type: "button", class: "tile-button", onclick: () => chooseRecordings(id) },
-    "Recorded video") : null);
+  setChildren(tile.caption,
+    h("div", { class: "tile-head" }, h("span", { class: "cam-id" }, id),
+      camera.recorded ? h("span", { class: "badge" }, "recordings") : null),
+    h("div", { class: "muted", "data-testid": "relay-until" }, `shared until ${localTime(camera.until)}`),
+    camera.recorded ? h("button", { type: "button", class: "tile-button", onclick: () => chooseRecordings(id) },
+      "Recorded video") : null);
   return tile;
 }
 
@@ -199,13 +201,15 @@ async function loadRecordings() {
   }
   try {
     const segments = await api("api/relay/recordings", { query: { camera, ...span } });
+    // Holds are the centre's business: a police account sees every segment alike.
     const list = (Array.isArray(segments) ? segments : []).filter((s) => s && s.id !== undefined)
-      .sort((a, b) => a.wall_start - b.wall_start);
+      .map((s) => ({ ...s, held: false })).sort((a, b) => a.wall_start - b.wall_start);
     parts.bar = timelineBar(camera, list, { ...span, onPick: (segment, offset, t) => {
       if (segment) parts.player.play(list, list.indexOf(segment), offset);
       else toast(`No recording at or after ${localTime(t)} in this range`, "info");
     } });
-    setChildren(parts.timeline, parts.bar.el, list.length ? null : h("p", { class: "muted" }, "No recording in this range."));
+    setChildren(parts.timeline, parts.bar.el,
+      list.length ? null : h("p", { class: "muted" }, "No recording in this range."));
   } catch (err) {
     toastError(err);
   }

@@ -193,14 +193,15 @@ function segmentsTable(segments) {
     { label: "From", value: (s) => localTime(s.wall_start) },
     { label: "To", value: (s) => localTime(s.wall_end) },
     { label: "Length", class: "num", value: (s) => duration(s.wall_end - s.wall_start) },
-    { label: "Size", class: "num", value: (s) => megabytes(s.bytes) },
+    { label: "Size", class: "num", value: (s) => fileSize(s.bytes) },
     { label: "Held", value: (s) => (s.held ? "held" : "no") },
     { label: "", value: (s) => h("button", { type: "button", onclick: () => playAt(s.camera_id, s.wall_start) }, "Play") },
   ], segments, { testid: "requisition-segments", rowProps: (s) => ({ "data-segment-id": s.id }) });
 }
 
-function megabytes(bytes) {
-  return typeof bytes === "number" ? `${(bytes / 1e6).toFixed(1)} MB` : "—";
+function fileSize(bytes) {
+  if (typeof bytes !== "number") return "—";
+  return bytes < 1e6 ? `${Math.ceil(bytes / 1e3)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 function renderFiles(container, reference, names) {

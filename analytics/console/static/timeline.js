@@ -80,7 +80,8 @@ function segmentBlock(segment, since, span, onPick) {
   const left = Math.max(0, (segment.wall_start - since) / span);
   const right = Math.min(1, (segment.wall_end - since) / span);
   const held = Boolean(segment.held);
-  const text = `${localClock(segment.wall_start)} → ${localClock(segment.wall_end)}${held ? " · held by a requisition" : ""}`;
+  const text = `${localClock(segment.wall_start)} → ${localClock(segment.wall_end)}`
+    + (held ? " · held by a requisition" : "");
   return h("button", {
     type: "button", class: held ? "timeline-segment held" : "timeline-segment", "data-testid": "timeline-segment",
     "data-segment-id": segment.id, "data-held": String(held), title: text, "aria-label": `Play ${text}`,

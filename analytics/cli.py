@@ -206,6 +206,28 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from analytics.recording.verify import verify_main
+
+    return verify_main(args.export_dir, args.key)
+
+
+def cmd_export_key(args: argparse.Namespace) -> int:
+    from analytics.config import load_config
+    from analytics.pipeline.alert_side import signing_key_path
+    from analytics.recording.signing import load_or_create_key, public_key_fingerprint, public_key_pem
+
+    cfg = load_config(args.config)
+    path = signing_key_path(cfg, Path(args.out or cfg.output.dir))
+    try:
+        key = load_or_create_key(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    sys.stdout.write(public_key_pem(key).decode("ascii"))
+    log.info("export signing key %s, fingerprint %s", path, public_key_fingerprint(key))
+    return 0
+
+
 def _attach_alerts(runner, cfg):
     """When a camera has rules: the alert store, stage, evidence, live frames and retention (see AlertSide)."""
     if not any(cam.rules for cam in cfg.cameras):
@@ -433,6 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     ua.set_defaults(func=cmd_users_add)
+
+    vf = sub.add_parser("verify", help="check a requisition export's signature and file hashes; exit 1 naming "
+                                       "any altered, missing or added file")
+    vf.add_argument("export_dir", type=Path)
+    vf.add_argument("--key", type=Path, help="the centre's export public key (PEM, raw, base64 or hex; see "
+                                             "'analytics export-key'); without it the key in the manifest is used "
+                                             "and its fingerprint printed")
+    vf.set_defaults(func=cmd_verify)
+
+    ek = sub.add_parser("export-key", help="print the public key that signs requisition exports (PEM), to give "
+                                           "to the authorities who verify them")
+    ek.add_argument("config", type=Path)
+    ek.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
+    ek.set_defaults(func=cmd_export_key)
 
     au = sub.add_parser("audit", help="the audit log")
     au_sub = au.add_subparsers(dest="audit_command", required=True)

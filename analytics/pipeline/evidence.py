@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import queue
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from analytics.alerts.model import Alert
 from analytics.annotate import FrameRenderer
 from analytics.pipeline.live import check_camera_id, write_atomic
 from analytics.types import TrackedFrame
+from analytics.video_io import Mp4Writer
 
 if TYPE_CHECKING:
     from analytics.config import CameraConfig
@@ -142,46 +141,20 @@ def write_clip(path: Path, frames: Sequence[BufferedFrame], *, fallback_fps: flo
     Frames are decoded one at a time (memory: one raw frame). Raises ValueError when nothing decodes,
     OSError / ``av.error.FFmpegError`` when writing fails (the temporary file is removed).
     """
-    import av
     import cv2
 
     if not frames:
         raise ValueError(f"a clip needs at least one frame; {path} not written")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        written = 0
-        with av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("libx264", rate=clip_rate(frames, fallback_fps))
-            size: tuple[int, int] | None = None  # (width, height) of the decoded frames
-            for item in frames:
-                image = cv2.imdecode(np.frombuffer(item.jpeg, np.uint8), cv2.IMREAD_COLOR)
-                if image is None:
-                    log.warning("evidence: buffered frame %d does not decode; left out of %s", item.seq, path)
-                    continue
-                if size is None:
-                    size = (image.shape[1], image.shape[0])
-                    stream.width, stream.height = size[0] - size[0] % 2, size[1] - size[1] % 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = dict(_X264)
-                elif (image.shape[1], image.shape[0]) != size:
-                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-                image = np.ascontiguousarray(image[: stream.height, : stream.width])
-                video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-                video_frame.pts = written
-                container.mux(stream.encode(video_frame))
-                written += 1
-            if not written:
-                raise ValueError(f"no frame of the clip decodes; {path} not written")
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return written
+    with Mp4Writer(path, rate=clip_rate(frames, fallback_fps), options=_X264) as writer:
+        for item in frames:
+            image = cv2.imdecode(np.frombuffer(item.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("evidence: buffered frame %d does not decode; left out of %s", item.seq, path)
+                continue
+            writer.write(image)
+        if not writer.written:
+            raise ValueError(f"no frame of the clip decodes; {path} not written")
+    return writer.written
 
 
 class EvidenceRecorder:

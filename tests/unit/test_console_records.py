@@ -180,3 +180,44 @@ def test_the_audit_chain_status_and_export(app, ctx) -> None:
     assert sup.get("/api/audit/chain").json()["intact"] is True
     csv = sup.get("/api/audit/log/export.csv").text.splitlines()
     assert csv[0] == "id,at,user,action,target,details,prev_hash,hash" and len(csv) > 3
+
+
+def test_a_requisition_exported_from_the_console_verifies_and_a_changed_byte_is_named(app, ctx, capsys) -> None:
+    import numpy as np
+
+    from analytics.cli import main
+    from analytics.video_io import Mp4Writer
+
+    index = RecordingIndex(ctx.store)
+    for k in range(2):  # two real 2 s segments of 5 fps video
+        path = ctx.recordings_dir / "indoor-desk" / f"real{k}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with Mp4Writer(path, rate=5) as writer:
+            for i in range(10):
+                writer.write(np.full((96, 128, 3), 20 * i + 40 * k, np.uint8))
+        start = T0 - 600 + 2 * k
+        index.add_segment("indoor-desk", start=start, end=start + 2, wall_start=start, wall_end=start + 2,
+                          frames=10, size=path.stat().st_size, path=path, at=start + 2)
+    sup = client_as(app, "sup")
+    sup.post("/api/requisitions", json={"reference": "PV-77", "authority": "PN", "officer": "Lt X", "reason": "r",
+                                        "cameras": ["indoor-desk"], "start": T0 - 700, "end": T0 - 500})
+    r = sup.post("/api/requisitions/export", json={"reference": "PV-77"})
+    assert r.status_code == 200, r.text
+    assert set(r.json()["files"]) == {"indoor-desk.mp4", "manifest.json", "manifest.sig"}
+    assert sup.post("/api/requisitions/export", json={"reference": "PV-77"}).status_code == 409
+    detail = sup.get("/api/requisitions/detail?reference=PV-77").json()
+    assert len(detail["segments"]) == 2 and "manifest.json" in detail["export_files"]
+    clip = sup.get("/api/requisitions/export-file?reference=PV-77&name=indoor-desk.mp4")
+    assert clip.status_code == 200 and clip.content[4:8] == b"ftyp"
+    assert sup.get("/api/requisitions/export-file?reference=PV-77&name=../alerts.db").status_code == 422
+    actions = [e.action for e in ctx.store.audit_entries(target="PV-77")]
+    assert actions == ["requisition.create", "requisition.export", "export.download"]
+
+    folder = ctx.exports_dir / "PV-77"
+    assert main(["verify", str(folder)]) == 0
+    data = bytearray((folder / "indoor-desk.mp4").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / "indoor-desk.mp4").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["verify", str(folder)]) == 1
+    assert "indoor-desk.mp4" in capsys.readouterr().out

@@ -229,8 +229,9 @@ def cmd_export_key(args: argparse.Namespace) -> int:
 
 
 def _attach_alerts(runner, cfg):
-    """When a camera has rules: the alert store, stage, evidence, live frames and retention (see AlertSide)."""
-    if not any(cam.rules for cam in cfg.cameras):
+    """When a camera has rules or recording is on: the alert store, stage, evidence, live frames, recording and
+    retention (see AlertSide)."""
+    if not any(cam.rules for cam in cfg.cameras) and not cfg.recording.enabled:
         return None
     from analytics.pipeline.alert_side import AlertSide
 

@@ -8,8 +8,11 @@ All of it hangs off the runner's subscriber lists, so the runner itself knows no
 * ``runner.subscribers``: :class:`~analytics.pipeline.evidence.EvidenceRecorder` (ring buffers, snapshot and
   clip per alert, linked in the store) and :class:`~analytics.pipeline.live.LiveFrameWriter` (the console's
   video wall);
-* a daemon thread writes the cameras' health for the console every second and purges alerts and evidence
-  older than ``alerts.retention_days`` every hour (legal holds kept).
+* ``runner.subscribers`` also gets the :class:`~analytics.recording.segments.SegmentRecorder` when
+  ``recording.enabled`` (continuous recording, segments indexed in the same store);
+* a daemon thread writes the cameras' health for the console every second, checks the recordings' disk floor
+  every 30 s and purges segments, alerts and evidence older than ``alerts.retention_days`` every 10 minutes
+  (legal holds and requisitions kept; :class:`~analytics.recording.retention.Retention`).
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ from analytics.config import RunConfig
 from analytics.pipeline.alerting import AlertStage
 from analytics.pipeline.evidence import EvidenceRecorder
 from analytics.pipeline.live import LiveFrameWriter
+from analytics.recording.index import RecordingIndex
+from analytics.recording.retention import Retention
+from analytics.recording.segments import SegmentRecorder
 
 log = logging.getLogger(__name__)
 HEALTH_SECONDS = 1.0
-PURGE_SECONDS = 3600.0
+PURGE_SECONDS = 600.0  # material outlives its retention by at most this
+DISK_SECONDS = 30.0
 
 
 def live_dir(cfg: RunConfig, out_dir: Path) -> Path:
@@ -69,7 +76,6 @@ class AlertSide:
         self.store = store
         self._runner = runner
         self._clock = clock
-        self._retention = cfg.alerts.retention_days
         self.evidence = EvidenceRecorder(cfg.alerts.evidence, evidence_dir(cfg, out_dir), cfg.cameras,
                                          on_saved=self._link)
         self.live = LiveFrameWriter(live_dir(cfg, out_dir), cfg.cameras, fps=cfg.console.live_fps,
@@ -77,6 +83,16 @@ class AlertSide:
                                     jpeg_quality=cfg.alerts.evidence.jpeg_quality)
         self.stage = AlertStage(cfg.alerts, store, cfg.cameras, clock=clock, on_created=self.evidence.on_alert)
         runner.subscribers.extend([self.live.on_frame, self.evidence.on_frame])
+        self.index = RecordingIndex(store)
+        self.retention = Retention(self.index, self._remove_evidence, retention_days=cfg.alerts.retention_days,
+                                   min_free_gb=cfg.recording.min_free_gb,
+                                   recordings_dir=recordings_dir(cfg, out_dir), clock=clock,
+                                   alerts_config=cfg.alerts)
+        self.recorder: SegmentRecorder | None = None
+        if cfg.recording.enabled:
+            self.recorder = SegmentRecorder(cfg.recording, recordings_dir(cfg, out_dir), cfg.cameras, self.index,
+                                            clock=clock, on_disk_full=self.retention.check_disk)
+            runner.subscribers.append(self.recorder.on_frame)
         runner.event_subscribers.append(self.stage.process)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._housekeeping, name="alert-housekeeping", daemon=True)
@@ -89,21 +105,22 @@ class AlertSide:
             log.warning("evidence %s of alert %s written but the alert is gone (purged?)", kind, alert_id)
 
     def purge(self) -> int:
-        """Delete alerts and their evidence past retention (legal holds kept); returns how many."""
-        gone = self.store.purge(self._clock(), self._retention, evidence_cb=self._remove_evidence)
-        if gone:
-            log.info("retention: purged %d alert(s) older than %d days", gone, self._retention)
-        return gone
+        """Delete segments, alerts and their evidence past retention (legal holds and requisitions kept);
+        returns how many alerts went."""
+        return self.retention.purge().alerts
 
     def _remove_evidence(self, alert: Any) -> None:
         if not self.evidence.remove(alert):
             raise OSError(f"could not remove the evidence of alert {alert.id}")
 
     def _housekeeping(self) -> None:
-        next_purge = 0.0
+        next_purge = next_disk = 0.0
         while not self._stop.is_set():
             try:
                 self.live.write_health(self._runner.snapshot())
+                if self.recorder is not None and time.monotonic() >= next_disk:
+                    self.retention.check_disk()
+                    next_disk = time.monotonic() + DISK_SECONDS
                 if time.monotonic() >= next_purge:
                     self.purge()
                     next_purge = time.monotonic() + PURGE_SECONDS
@@ -120,3 +137,5 @@ class AlertSide:
         except Exception:  # noqa: BLE001 - closing must reach the evidence recorder
             log.exception("writing the final camera health failed")
         self.evidence.close()
+        if self.recorder is not None:
+            self.recorder.close()

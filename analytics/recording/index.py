@@ -160,6 +160,9 @@ class RecordingIndex:
         if not ids:
             return 0
         with self.store.writing() as conn:
+            # rows of released requisitions still name the segment (foreign key): drop them for unheld segments
+            unheld = sa.select(recordings.c.id).where(recordings.c.id.in_(ids), ~_held())
+            conn.execute(sa.delete(requisition_holds).where(requisition_holds.c.recording_id.in_(unheld)))
             gone = conn.execute(sa.delete(recordings).where(recordings.c.id.in_(ids), ~_held())).rowcount
             self.store.audit_in(conn, user, "recordings.purge", "recordings",
                                 {"reason": reason, "count": gone, "ids": ids}, at=at)

@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     us_sub = us.add_subparsers(dest="users_command", required=True)
     ua = us_sub.add_parser("add", help="create a console user (password asked, or read from stdin)")
     ua.add_argument("username")
-    ua.add_argument("--role", choices=["operator", "supervisor", "admin"], required=True)
+    ua.add_argument("--role", choices=["police", "operator", "supervisor", "admin"], required=True)
     ua.add_argument("--config", type=Path, required=True, help="run config (its alert store holds the users)")
     ua.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")

@@ -206,6 +206,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from analytics.bench.command import main as bench_main
+
+    return bench_main(args.rest)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from analytics.recording.verify import verify_main
 
@@ -456,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--out", type=Path, help="the run's output folder (default: output.dir)")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     ua.set_defaults(func=cmd_users_add)
+
+    bn = sub.add_parser("bench", add_help=False, help="the benchmark suite (same as benchmarks/suite.py; "
+                                                      "'analytics bench --help' for its options)")
+    bn.add_argument("rest", nargs=argparse.REMAINDER)
+    bn.set_defaults(func=cmd_bench)
 
     vf = sub.add_parser("verify", help="check a requisition export's signature and file hashes; exit 1 naming "
                                        "any altered, missing or added file")

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
+from analytics.bench import scoring as bench_scoring  # noqa: E402
 from analytics.config import load_config  # noqa: E402
-from analytics.event_eval import final_events, match_events, track_id_mapping  # noqa: E402
+from analytics.event_eval import final_events  # noqa: E402
 from analytics.evaluation import mot_to_track_log, read_mot  # noqa: E402
 from analytics.eventlog import EventLogWriter, read_events  # noqa: E402
 from analytics.paths import shared_dir  # noqa: E402
-from analytics.replay import replay  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / ".cache" / "rules_pets09"
@@ -47,7 +47,7 @@ def reference_events(camera, gt_path: Path, work: Path) -> tuple[list, Path]:
     log = mot_to_track_log(mot.filter(pl.col("conf") != 0), camera_id=camera.id, fps=FPS)
     path = work / "gt.tracks.parquet"
     log.write_parquet(path)
-    return replay(path, camera, frame_size=FRAME_SIZE), path
+    return bench_scoring.reference_events(camera, path, frame_size=FRAME_SIZE), path
 
 
 def pipeline_events(config: Path, camera_id: str, work: Path, *, reuse: bool) -> tuple[list, Path, float]:
@@ -85,15 +85,16 @@ def main() -> None:
     writer.write(ref)
     writer.close()
     pred, pred_log, seconds = pipeline_events(args.config, camera.id, WORK, reuse=args.reuse)
-    id_map = track_id_mapping(pl.read_parquet(pred_log), pl.read_parquet(gt_log))
-    match = match_events(pred, ref, id_map=id_map)
+    scored = bench_scoring.score_reference_events(pred, ref, pred_log=pred_log, ref_log=gt_log)
     result = {
         "sequence": "PETS09-S2L1", "config": str(args.config.relative_to(ROOT)), "camera": camera.id,
         "rules": [r.model_dump(mode="json") for r in camera.rules], "date": time.strftime("%Y-%m-%d"),
         "pipeline_seconds": round(seconds, 1),
-        "matching": {"time_tolerance_s": 1.0, "min_time_iou": 0.2, "min_member_overlap": 0.3,
-                     "id_map_iou": 0.5, "mapped_pipeline_ids": len(id_map)},
-        "match": match.to_dict(),
+        "matching": {"time_tolerance_s": scored["matching"]["time_tolerance"],
+                     "min_time_iou": scored["matching"]["min_time_iou"],
+                     "min_member_overlap": scored["matching"]["min_member_overlap"],
+                     "id_map_iou": scored["matching"]["id_map_iou"], "mapped_pipeline_ids": scored["mapped_ids"]},
+        "match": {k: v for k, v in scored.items() if k not in ("matching", "mapped_ids")},
         "reference_events": summarise(ref), "pipeline_events": summarise(pred),
         "command": ".venv/bin/python benchmarks/rules_pets09.py",
     }

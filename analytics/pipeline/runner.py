@@ -25,6 +25,7 @@ from analytics.detectors.base import Detector
 from analytics.eventlog import EventLogWriter
 from analytics.pipeline.sinks import TrackLogSink
 from analytics.pipeline.stages import DetectStage, RulesStage, TrackStage
+from analytics.pipeline.timing import DEFAULT_MAXLEN, StageTimes
 from analytics.rules.base import Event
 from analytics.sources.base import Source, SourceError
 from analytics.types import Frame, Health, TrackedFrame
@@ -94,14 +95,20 @@ class CameraReport:
     error: str | None = None
     events: int = 0  # event records emitted (open, updated, closed)
     outputs: dict[str, Path] = field(default_factory=dict)
+    timings: StageTimes = field(default_factory=StageTimes)  # per-frame stage durations (pipeline/timing.py)
 
 
 @dataclass
 class RunReport:
+    """End-of-run summary: per-camera counters, total seconds, and seconds spent in the detector and after it
+    (tracking, sinks, rules, events). ``detect_batches`` holds (frames in the batch, seconds) of the last
+    detector calls (bounded, see :mod:`analytics.pipeline.timing`)."""
+
     cameras: list[CameraReport]
     seconds: float
     detect_seconds: float
     track_seconds: float
+    detect_batches: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -174,12 +181,19 @@ class Runner:
         self.event_subscribers: list[Callable[[list[Event]], None]] = []
         self._detect_s = 0.0
         self._track_s = 0.0
+        self._batches: collections.deque[tuple[int, float]] = collections.deque(maxlen=DEFAULT_MAXLEN)
 
     # -- capture -----------------------------------------------------------------------------------
     def _capture(self, cam: _Camera) -> None:
         try:
             cam.source = self._open_source(cam.cfg)
-            for frame in cam.source:
+            frames, timings = iter(cam.source), cam.report.timings
+            while True:
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                timings.add("decode", time.perf_counter() - t0)
                 if not cam.slot.put(frame, self._stop):
                     break
         except SourceError as err:
@@ -223,14 +237,27 @@ class Runner:
         t0 = time.perf_counter()
         detected = self.detect.process(frames)
         t1 = time.perf_counter()
+        self._batches.append((len(frames), t1 - t0))
         for msg in detected:
             cam = self.cameras[msg.frame.camera_id]
+            timings = cam.report.timings
+            timings.add("detect", (t1 - t0) / len(frames))
+            a = time.perf_counter()
             tracked = cam.track.process(msg)
+            b = time.perf_counter()
             cam.sink.write(tracked)
             for callback in self.subscribers:
                 callback(tracked)
+            c = time.perf_counter()
+            timings.add("track", b - a)
+            timings.add("sinks", c - b)
             if cam.rules is not None:
-                self._publish(cam, cam.rules.process(tracked))
+                events = cam.rules.process(tracked)
+                d = time.perf_counter()
+                timings.add("rules", d - c)
+                if events:
+                    self._publish(cam, events)
+                    timings.add("events", time.perf_counter() - d)
             cam.count_frame(time.monotonic(), int((tracked.tracks.state == 1).sum()))
         self._detect_s += t1 - t0
         self._track_s += time.perf_counter() - t1
@@ -273,7 +300,7 @@ class Runner:
                 self._finish(cam)
                 cam.refresh()
         return RunReport([c.report for c in self.cameras.values()], time.perf_counter() - start,
-                         self._detect_s, self._track_s)
+                         self._detect_s, self._track_s, list(self._batches))
 
     def stop(self) -> None:
         """Ask every thread to stop (safe from a signal handler or another thread)."""

@@ -549,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser (argparse's REMAINDER cannot pass on an option like --help)
+        _setup_logging(False)
+        from analytics.bench.command import main as bench_main
+
+        return int(bench_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     from analytics.config import ConfigError

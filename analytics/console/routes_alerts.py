@@ -43,7 +43,7 @@ def cameras_out(ctx: ConsoleContext) -> list[dict[str, Any]]:
         h = health.get(cam.id, {})
         out.append({"id": cam.id, "name": getattr(cam, "name", None) or cam.id,
                     **{k: h.get(k) for k in ("health", "fps", "frames", "dropped", "reconnects", "tracks", "error",
-                                             "last_frame_at")}})
+                                             "last_frame_at", "recording")}})
     return out
 
 

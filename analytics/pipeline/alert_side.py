@@ -113,11 +113,18 @@ class AlertSide:
         if not self.evidence.remove(alert):
             raise OSError(f"could not remove the evidence of alert {alert.id}")
 
+    def _recording_health(self) -> dict[str, dict[str, int]] | None:
+        """Each recorded camera's counters for the console (frames, dropped, segments, failed)."""
+        if self.recorder is None:
+            return None
+        return {cam: {"frames": st.frames, "dropped": st.dropped + st.skipped, "segments": st.segments,
+                      "failed": st.failed} for cam, st in self.recorder.stats().items()}
+
     def _housekeeping(self) -> None:
         next_purge = next_disk = 0.0
         while not self._stop.is_set():
             try:
-                self.live.write_health(self._runner.snapshot())
+                self.live.write_health(self._runner.snapshot(), self._recording_health())
                 if self.recorder is not None and time.monotonic() >= next_disk:
                     self.retention.check_disk()
                     next_disk = time.monotonic() + DISK_SECONDS
@@ -129,13 +136,15 @@ class AlertSide:
             self._stop.wait(HEALTH_SECONDS)
 
     def close(self) -> None:
-        """Stop housekeeping, write the last health, finish pending clips."""
+        """Stop housekeeping, finish pending clips and open segments, then write the last health."""
         self._stop.set()
         self._thread.join(timeout=10)
         try:
-            self.live.write_health(self._runner.snapshot())
-        except Exception:  # noqa: BLE001 - closing must reach the evidence recorder
+            self.evidence.close()
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
+        try:
+            self.live.write_health(self._runner.snapshot(), self._recording_health())
+        except Exception:  # noqa: BLE001 - the last health is informative; closing has done its work
             log.exception("writing the final camera health failed")
-        self.evidence.close()
-        if self.recorder is not None:
-            self.recorder.close()

@@ -20,7 +20,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,8 +126,11 @@ class LiveFrameWriter:
         with self._lock:
             self._last_frame_at[camera_id] = self._wall()
 
-    def write_health(self, reports: Iterable[CameraReport]) -> None:
-        """Write ``health.json`` from the runner's camera reports (see the module docstring for its fields)."""
+    def write_health(self, reports: Iterable[CameraReport],
+                     recording: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """Write ``health.json`` from the runner's camera reports (see the module docstring for its fields);
+        ``recording``: each camera's recording counters (``frames``, ``dropped``, ``segments``, ``failed``),
+        written as its ``recording`` field (null when the camera is not recorded)."""
         with self._lock:
             last = dict(self._last_frame_at)
         cameras = [{
@@ -140,6 +143,8 @@ class LiveFrameWriter:
             "tracks": int(r.tracks),
             "error": r.error,
             "last_frame_at": last.get(r.camera_id),
+            "recording": None if recording is None or r.camera_id not in recording
+            else {k: int(v) for k, v in recording[r.camera_id].items()},
         } for r in reports]
         payload = json.dumps({"updated_at": self._wall(), "cameras": cameras}).encode()
         try:

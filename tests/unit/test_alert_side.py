@@ -68,3 +68,24 @@ def test_evidence_is_linked_and_purged_with_its_alert_after_retention(tmp_path: 
             side.close()
     health = json.loads((tmp_path / "live" / "health.json").read_text())
     assert health["cameras"] == []  # the stub runner reports no camera; the file is still written at close
+
+
+def test_recorded_cameras_report_their_recording_health(tmp_path: Path) -> None:
+    from analytics.pipeline.runner import CameraReport
+
+    config = CONFIG.model_copy(update={"recording": CONFIG.recording.model_copy(update={
+        "enabled": True, "segment_seconds": 5.0})})
+    with AlertStore.open(f"sqlite:///{tmp_path / 'alerts.db'}") as store:
+        runner = _Runner(tmp_path)
+        runner.snapshot = lambda: [CameraReport("cam", frames=40)]
+        side = AlertSide(runner, config, store, clock=lambda: 1_000_000.0)
+        try:
+            for seq in range(40):  # 8 s at 5 fps: one 5 s segment closed
+                for subscriber in runner.subscribers:
+                    subscriber(_frame(seq))
+        finally:
+            side.close()
+        segments = side.index.segments()
+    assert [s.camera_id for s in segments] == ["cam", "cam"]  # the closed one and the last, finished at close
+    health = json.loads((tmp_path / "live" / "health.json").read_text())
+    assert health["cameras"][0]["recording"] == {"frames": 40, "dropped": 0, "segments": 2, "failed": 0}

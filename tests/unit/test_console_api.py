@@ -248,12 +248,14 @@ def test_cameras_show_health_from_the_run_and_serve_live_frames(app, ctx) -> Non
     (ctx.live_dir / "freeway.jpg").write_bytes(JPEG)
     health = {"updated_at": 1.0, "cameras": [{"id": "freeway", "health": "failed", "fps": 0.0, "frames": 3,
                                               "dropped": 0, "reconnects": 2, "tracks": 0, "error": "stream lost",
-                                              "last_frame_at": 1.0}]}
+                                              "last_frame_at": 1.0,
+                                              "recording": {"frames": 3, "dropped": 0, "segments": 0, "failed": 1}}]}
     (ctx.live_dir / "health.json").write_text(json.dumps(health))
     client = client_as(app, "ops")
     cams = {c["id"]: c for c in client.get("/api/cameras").json()}
     assert set(cams) == set(ctx.camera_ids())
     assert cams["freeway"]["health"] == "failed" and cams["freeway"]["error"] == "stream lost"
+    assert cams["freeway"]["recording"] == {"frames": 3, "dropped": 0, "segments": 0, "failed": 1}
     assert cams["indoor-desk"]["health"] is None
     r = client.get("/api/cameras/freeway/frame.jpg")
     assert r.status_code == 200 and r.content == JPEG and r.headers["content-type"] == "image/jpeg"

@@ -128,15 +128,16 @@ def test_health_json_holds_every_camera_report(tmp_path: Path) -> None:
         CameraReport("cam-1", health=Health.ONLINE, frames=120, dropped=3, reconnects=1, fps=4.98765, tracks=7),
         CameraReport("cam-2", health=Health.OFFLINE, error="stream stalled"),
     ]
-    writer.write_health(reports)
+    writer.write_health(reports, {"cam-1": {"frames": 118, "dropped": 2, "segments": 4, "failed": 1}})
     raw = json.loads((tmp_path / "live" / "health.json").read_text())
     assert raw == {
         "updated_at": 1_700_000_005.5,
         "cameras": [
             {"id": "cam-1", "health": "online", "fps": pytest.approx(4.988, abs=1e-3), "frames": 120,
-             "dropped": 3, "reconnects": 1, "tracks": 7, "error": None, "last_frame_at": 1_700_000_000.0},
+             "dropped": 3, "reconnects": 1, "tracks": 7, "error": None, "last_frame_at": 1_700_000_000.0,
+             "recording": {"frames": 118, "dropped": 2, "segments": 4, "failed": 1}},
             {"id": "cam-2", "health": "offline", "fps": 0.0, "frames": 0, "dropped": 0, "reconnects": 0,
-             "tracks": 0, "error": "stream stalled", "last_frame_at": None},
+             "tracks": 0, "error": "stream stalled", "last_frame_at": None, "recording": None},
         ],
     }
     assert LiveFrames(tmp_path / "live").health() == raw

@@ -110,7 +110,15 @@ function fillCaption(view, camera) {
       healthBadge(health),
       h("span", { class: "fps" }, typeof camera.fps === "number" ? `${num(camera.fps, 1)} fps` : "")),
     camera.error ? h("div", { class: "cam-error", title: String(camera.error) }, String(camera.error)) : null,
-    staleNote(camera));
+    staleNote(camera), recordingNote(camera));
+}
+
+// Recording trouble is shown on the tile: a segment lost (disk full, write error) or frames dropped.
+function recordingNote(camera) {
+  const rec = camera.recording;
+  if (!rec || typeof rec !== "object" || !(rec.failed > 0 || rec.dropped > 0)) return null;
+  return h("div", { class: "cam-error", "data-testid": "recording-trouble" },
+    `recording: ${num(rec.failed, 0)} segment(s) lost, ${num(rec.dropped, 0)} frame(s) not recorded`);
 }
 
 function healthBadge(health) {
@@ -147,6 +155,8 @@ function fillStats(view, camera) {
   setChildren(view.stats, kvTable({
     fps: camera.fps, frames: camera.frames, dropped: camera.dropped, reconnects: camera.reconnects,
     tracks: camera.tracks, last_frame: localTime(camera.last_frame_at), error: camera.error || null,
+    recorded_segments: camera.recording ? camera.recording.segments : null,
+    recording_lost_segments: camera.recording ? camera.recording.failed : null,
   }, "camera-stats"));
 }
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from analytics import paths
 from analytics.alerts.config import AlertsConfig
 from analytics.console.config import ConsoleConfig
-from analytics.recording.config import RecordingConfig
 from analytics.geometry import SceneGeometry
+from analytics.recording.config import RecordingConfig
 from analytics.rules.catalog import RuleConfig
 from analytics.types import CLASS_IDS, check_class_names, class_ids_from_names
+from analytics.yamlio import read_yaml
 
 
 class ConfigError(ValueError):
@@ -228,17 +229,8 @@ def load_config(path: str | Path) -> RunConfig:
     Raises:
         ConfigError: the file is missing, is not YAML, or does not match the schema.
     """
-    import yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+    data = read_yaml(path, what="config", error=ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a YAML mapping with a 'cameras' key, got {type(data).__name__}")
     return parse_config(data, path=path, base=path.resolve().parent)

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analytics.event_eval import MatchCounts, final_events
 from analytics.geometry import points_in_polygon
 from analytics.rules.base import Event
+from analytics.yamlio import load_model
 
 
 #: A line crossing's ``evidence["direction"]``: +1 to the right of the line's a -> b, -1 to the left.
@@ -85,20 +86,7 @@ class EventLabels(_Strict):
 
 def load_labels(path: str | Path) -> EventLabels:
     """Read and validate a labelled event file; :class:`LabelsError` names the file and the key path."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise LabelsError(f"cannot read labelled events {path}: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise LabelsError(f"labelled events {path} are not valid YAML: {err}") from None
-    try:
-        return EventLabels.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
-        raise LabelsError(f"invalid labelled events {path}: {problems}") from None
+    return load_model(path, EventLabels, what="labelled events", error=LabelsError, plural=True)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from analytics.analysis.targets import Score, Targets
 from analytics.config import CameraConfig
 from analytics.tracklog import frames_path_for
+from analytics.yamlio import problems
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ def with_values(rule: Any, values: Mapping[str, Any]) -> Any:
     try:
         return type(rule).model_validate({**rule.model_dump(), **values})
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or rule.id}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"rule {rule.id!r} with {dict(values)}: {problems}") from None
+        raise ValueError(f"rule {rule.id!r} with {dict(values)}: {problems(err, top=rule.id)}") from None
 
 
 def camera_with(camera: CameraConfig, changes: Mapping[str, Mapping[str, Any]], *,

@@ -35,6 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analytics import paths
+from analytics.yamlio import read_yaml
 
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"
 Backend = Literal["openvino", "onnxruntime", "ultralytics"]
@@ -298,15 +299,8 @@ def load_manifest(path: str | Path) -> Manifest:
     Raises:
         ManifestError: the file is missing, not YAML, or does not match the schema (file and key path named).
     """
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ManifestError(f"cannot read benchmark manifest {path}: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise ManifestError(f"benchmark manifest {path} is not valid YAML: {err}") from None
+    data = read_yaml(path, what="benchmark manifest", error=ManifestError)
     if not isinstance(data, dict):
         raise ManifestError(f"benchmark manifest {path} must be a YAML mapping with 'detectors', 'sequences' and "
                             f"'subsets', got {type(data).__name__}")

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from analytics.yamlio import load_model
 
 #: Name fragments of speed metrics, which the check refuses (noisy machine).
 SPEED_MARKERS = ("fps", "_ms", "cpu", "rss", "seconds", "speed", "capacity/", "latency")
@@ -69,20 +71,7 @@ def is_speed_metric(name: str) -> bool:
 
 def load_reference(path: str | Path) -> Reference:
     """Read and validate a reference file; :class:`ReferenceFileError` names the file and the key."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ReferenceFileError(f"cannot read reference numbers {path}: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise ReferenceFileError(f"reference numbers {path} are not valid YAML: {err}") from None
-    try:
-        return Reference.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
-        raise ReferenceFileError(f"invalid reference numbers {path}: {problems}") from None
+    return load_model(path, Reference, what="reference numbers", error=ReferenceFileError, plural=True)
 
 
 Status = Literal["ok", "better", "worse", "missing"]

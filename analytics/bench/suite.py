@@ -58,6 +58,7 @@ def apply_overrides(cam, seq_id: str, overrides: list[str]):
     from pydantic import ValidationError
 
     from analytics.config import CameraConfig
+    from analytics.yamlio import problems
 
     data = cam.model_dump(mode="json")
     changed = False
@@ -79,8 +80,8 @@ def apply_overrides(cam, seq_id: str, overrides: list[str]):
     try:
         return CameraConfig.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise SuiteError(f"overrides {overrides} give invalid camera settings for {seq_id}: {problems}") from None
+        raise SuiteError(f"overrides {overrides} give invalid camera settings for {seq_id}: "
+                         f"{problems(err)}") from None
 
 
 def sequence_setup(seq: SequenceSpec, overrides: list[str]):

@@ -15,6 +15,7 @@ from analytics.alerts.config import AlertRuleSettings
 from analytics.console.accounts import AccountError, User
 from analytics.console.auth import context, require
 from analytics.console.schemas import NewUserBody, UserPatchBody
+from analytics.yamlio import problems
 
 router = APIRouter()
 UNPROCESSABLE = 422  # starlette renamed its constant; the number is what clients see
@@ -76,8 +77,7 @@ def set_rule(camera_id: str, rule_id: str, body: dict[str, Any], request: Reques
     try:
         settings = AlertRuleSettings.model_validate(body)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors())
-        raise HTTPException(UNPROCESSABLE, f"invalid alert settings: {problems}") from None
+        raise HTTPException(UNPROCESSABLE, f"invalid alert settings: {problems(err, top='body')}") from None
     ctx.store.set_rule_settings(f"{camera_id}/{rule_id}", settings.model_dump(), user=user.username, at=ctx.clock())
     rule = rules[rule_id]
     return {"camera_id": camera_id, "rule_id": rule_id, "kind": rule.kind, "severity": rule.severity,

@@ -61,3 +61,14 @@ def seed(ctx: ConsoleContext, events: list[Event]) -> list[str]:
         if change.change == "created":
             created.append(change.alert.id)
     return created
+
+
+def client_as(app, user: str | None, passwords: dict[str, str] = PASSWORDS):
+    """A test client of ``app`` logged in as ``user`` (None: no session)."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app)
+    if user is not None:
+        r = client.post("/api/login", json={"username": user, "password": passwords[user]})
+        assert r.status_code == 200, r.text
+    return client

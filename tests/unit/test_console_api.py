@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from analytics.console.app import create_app
 from analytics.console.auth import COOKIE, MAX_FAILURES
-from console_support import PASSWORDS, Clock, event, make_context, seed
+from console_support import PASSWORDS, Clock, client_as, event, make_context, seed
 
 JPEG = b"\xff\xd8\xff\xe0fake-but-served-as-is\xff\xd9"
 
@@ -33,14 +33,6 @@ def ctx(tmp_path: Path, clock: Clock):
 @pytest.fixture
 def app(ctx):
     return create_app(ctx)
-
-
-def client_as(app, user: str | None) -> TestClient:
-    client = TestClient(app)
-    if user is not None:
-        r = client.post("/api/login", json={"username": user, "password": PASSWORDS[user]})
-        assert r.status_code == 200, r.text
-    return client
 
 
 @pytest.fixture

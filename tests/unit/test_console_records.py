@@ -12,6 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from analytics.console.app import create_app
 from analytics.recording.index import RecordingIndex
 from console_support import PASSWORDS, Clock, make_context
+from console_support import client_as as logged_in
 
 LOGINS = {**PASSWORDS, "pol": "police-pass-12"}
 MP4 = b"\x00\x00\x00\x18ftypisom" + bytes(64)
@@ -55,11 +56,7 @@ def app(ctx):
 
 
 def client_as(app, user: str | None) -> TestClient:
-    client = TestClient(app)
-    if user is not None:
-        r = client.post("/api/login", json={"username": user, "password": LOGINS[user]})
-        assert r.status_code == 200, r.text
-    return client
+    return logged_in(app, user, LOGINS)
 
 
 def _grant(ctx, **kwargs) -> int:

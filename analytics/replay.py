@@ -18,9 +18,10 @@ import numpy as np
 import polars as pl
 
 from analytics.config import CameraConfig
+from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event
 from analytics.rules.engine import RuleEngine
-from analytics.rules.view import FrameView, LogView
+from analytics.rules.view import LogFrames
 from analytics.tracklog import FRAME_SCHEMA, TRACK_SCHEMA, frames_path_for
 from analytics.types import Tracks
 
@@ -46,12 +47,13 @@ def _check_columns(df: pl.DataFrame, schema: dict, path: Path, what: str) -> Non
         raise ReplayError(f"{path} is not a {what}: missing columns {missing}")
 
 
-def load_frames(track_log: str | Path, *, frames: str | Path | None = None,
-                frame_size: tuple[int, int] | None = None, camera_id: str | None = None) -> Iterator[ReplayFrame]:
-    """The frames of a track log in time order, each with its tracks (empty frames included when indexed).
+def load_log(track_log: str | Path, geometry: SceneGeometry, *, frames: str | Path | None = None,
+             frame_size: tuple[int, int] | None = None, camera_id: str | None = None) -> LogFrames:
+    """Every frame of a track log at once, in time order, with its tracks (empty frames included when indexed).
 
     Args:
         track_log: Parquet track log (:data:`analytics.tracklog.TRACK_SCHEMA`).
+        geometry: the scene whose measurements the rules will read.
         frames: its frame index; defaults to the file beside it (:func:`frames_path_for`) when it exists.
         frame_size: (width, height) in pixels, required when there is no frame index.
         camera_id: keep only this camera's rows (a log normally holds one camera).
@@ -70,7 +72,18 @@ def load_frames(track_log: str | Path, *, frames: str | Path | None = None,
         df = df.filter(pl.col("camera_id") == camera_id)
         index = index.filter(pl.col("camera_id") == camera_id) if "camera_id" in index.columns else index
     df = df.sort("seq", maintain_order=True)  # stable: rows keep the live order within a frame
-    yield from _iterate(df, index, track_log)
+    return _log_frames(df, index, track_log, geometry)
+
+
+def load_frames(track_log: str | Path, *, frames: str | Path | None = None,
+                frame_size: tuple[int, int] | None = None, camera_id: str | None = None) -> Iterator[ReplayFrame]:
+    """The frames of a track log in time order, each with its tracks (empty frames included when indexed);
+    arguments and errors as :func:`load_log`."""
+    log = load_log(track_log, SceneGeometry(), frames=frames, frame_size=frame_size, camera_id=camera_id)
+    everything = log.tracks
+    for f, (s, t, size) in enumerate(zip(log.seq.tolist(), log.time.tolist(), log.size_of, strict=True)):
+        a, b = int(log.starts[f]), int(log.ends[f])
+        yield ReplayFrame(s, t, size, everything[a:b], everything, slice(a, b))
 
 
 def _frame_index(df: pl.DataFrame, track_log: Path, *, frames: str | Path | None,
@@ -91,7 +104,7 @@ def _frame_index(df: pl.DataFrame, track_log: Path, *, frames: str | Path | None
             .with_columns(pl.lit(frame_size[0]).alias("width"), pl.lit(frame_size[1]).alias("height")))
 
 
-def _iterate(df: pl.DataFrame, index: pl.DataFrame, track_log: Path) -> Iterator[ReplayFrame]:
+def _log_frames(df: pl.DataFrame, index: pl.DataFrame, track_log: Path, geometry: SceneGeometry) -> LogFrames:
     seq = df["seq"].to_numpy()
     ids = df["track_id"].to_numpy().astype(np.int64, copy=False)
     xyxy = np.ascontiguousarray(df.select("x1", "y1", "x2", "y2").to_numpy(), dtype=np.float32)
@@ -105,18 +118,15 @@ def _iterate(df: pl.DataFrame, index: pl.DataFrame, track_log: Path) -> Iterator
     if len(f_time) > 1 and np.any(np.diff(f_time) < 0):
         raise ReplayError(f"{track_log}: timestamps go backwards in seq order; cannot replay")
     sizes = index.select("width", "height").to_numpy()
-    starts = np.searchsorted(seq, f_seq, side="left").tolist()
-    ends = np.searchsorted(seq, f_seq, side="right").tolist()
+    starts = np.searchsorted(seq, f_seq, side="left")
+    ends = np.searchsorted(seq, f_seq, side="right")
     everything = Tracks.trusted(ids, xyxy, cls, conf, vel, age, state)
-    empty = Tracks.trusted(ids[:0], xyxy[:0], cls[:0], conf[:0], vel[:0], age[:0], state[:0])
-    trusted = Tracks.trusted
-    for s, t, (w, h), a, b in zip(f_seq.tolist(), f_time.tolist(), sizes.tolist(), starts, ends, strict=True):
-        tracks = trusted(ids[a:b], xyxy[a:b], cls[a:b], conf[a:b], vel[a:b], age[a:b], state[a:b]) if b > a else empty
-        yield ReplayFrame(s, t, (w, h), tracks, everything, slice(a, b))
+    return LogFrames(everything, f_seq, f_time, sizes, starts, ends, geometry)
 
 
 def replay(track_log: str | Path, camera: CameraConfig, *, frames: str | Path | None = None,
-           frame_size: tuple[int, int] | None = None, camera_id: str | None = None) -> list[Event]:
+           frame_size: tuple[int, int] | None = None, camera_id: str | None = None,
+           every_frame: bool = False) -> list[Event]:
     """Every event record the camera's rules give on a stored track log, closing what is open at the end.
 
     Args:
@@ -124,17 +134,7 @@ def replay(track_log: str | Path, camera: CameraConfig, *, frames: str | Path | 
         camera: the camera config whose scene and rules are applied (its id names the events).
         frames, frame_size: see :func:`load_frames`.
         camera_id: rows of this camera only (default: all rows of the log).
+        every_frame: step every rule on every frame (the reference; see :meth:`RuleEngine.replay`).
     """
-    engine = RuleEngine(camera.id, camera.scene, camera.rules)
-    events: list[Event] = []
-    logs: dict[tuple[int, int], LogView] = {}  # measurements of all rows at once, per frame size
-    for f in load_frames(track_log, frames=frames, frame_size=frame_size, camera_id=camera_id):
-        view = None
-        if f.log_tracks is not None:
-            log = logs.get(f.frame_size)
-            if log is None:
-                log = logs[f.frame_size] = LogView(f.log_tracks, f.frame_size, camera.scene)
-            view = FrameView(f.tracks, f.frame_size, camera.scene, log=log, rows=f.rows)
-        events.extend(engine.step(f.tracks, seq=f.seq, timestamp=f.timestamp, frame_size=f.frame_size, view=view))
-    events.extend(engine.close())
-    return events
+    log = load_log(track_log, camera.scene, frames=frames, frame_size=frame_size, camera_id=camera_id)
+    return RuleEngine(camera.id, camera.scene, camera.rules).replay(log, every_frame=every_frame)

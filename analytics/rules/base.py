@@ -8,12 +8,13 @@ are deterministic (``"{camera}:{rule}:{counter}"``), with the counter carried in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.view import FrameView
+from analytics.rules.view import FrameView, LogFrames
 from analytics.types import Tracks, check_class_names
 
 EventStatus = Literal["open", "updated", "closed"]
@@ -169,4 +170,49 @@ class Rule(Protocol[S]):
 
     def close(self, state: S, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: ``"closed"`` records for every event still open at ``now`` (none if nothing is)."""
+        ...
+
+
+def wake_margin(t: float) -> float:
+    """How long before ``t`` a replay wakes a sleeping rule (:meth:`Sleeps.asleep_until`): a threshold written
+    ``now - last > grace`` in the rule and ``last + grace`` there round differently, by far less than this, so
+    the rule is never woken late; waking it early only costs a step."""
+    return 1e-6 + 1e-12 * abs(t)
+
+
+@runtime_checkable
+class Sleeps(Protocol[S]):
+    """What a rule may add so that a replay steps it only on the frames that matter (optional).
+
+    A replay (:meth:`analytics.rules.engine.RuleEngine.replay`) knows every frame of the log in advance. A
+    rule with these two methods is stepped on the frames :meth:`wakes` flags, on every frame from
+    :meth:`asleep_until` on, on the last frame, and on no other. The rule promises that skipping the other
+    frames gives the same events and, at each frame it is stepped on, the same state: a step on them would
+    leave the state as it is (no rows of interest, no timer running out), or would only change what the next
+    stepped frame overwrites anyway (a remembered "last frame"). Tests replay every rule both ways.
+    """
+
+    def wakes(self, frames: LogFrames) -> np.ndarray:
+        """(F,) bool: the frames of the log that may change the rule's state however it stands."""
+        ...
+
+    def asleep_until(self, state: S) -> float:
+        """The time from which frames the rule did not flag may change ``state`` (a timer running out, an
+        event closing): ``inf`` when they never do, ``-inf`` when every frame must be stepped."""
+        ...
+
+
+@runtime_checkable
+class Replays(Protocol):
+    """What a rule may add to take a whole stored log at once in a replay (optional): much faster than a
+    step per frame, since the per-row work is done on columns and the rest on plain Python values.
+
+    It must give exactly the events that stepping the rule on every frame and closing it at the end gives;
+    tests replay every rule both ways on random and real logs.
+    """
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """The rule's events over the log, each with the index of the frame whose step gives it
+        (``len(frames)`` for those of :meth:`Rule.close` at the end), in step order; or None when this log
+        is outside what the method handles exactly (the replay then steps the rule frame by frame)."""
         ...

@@ -43,6 +43,7 @@ the event opens at the thresholds, 1 for a queue twice ``min_vehicles`` long las
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,6 +53,7 @@ from pydantic import Field
 
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState, update_timers
+from analytics.rules.view import LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 #: The one key of the rule's condition (one congestion per rule and zone).
@@ -118,6 +120,17 @@ class CongestionRule:
     def close(self, state: CongestionState, now: float, *, context: RuleContext) -> list[Event]:
         """End of stream: close the open event, if any, at the last time the condition held."""
         return self._lifecycle.close_all(state.life, now, context=context)
+
+    def wakes(self, frames: LogFrames) -> np.ndarray:
+        """Frames with at least ``min_vehicles`` slow vehicles in the zone (:class:`analytics.rules.base.Sleeps`)."""
+        cfg = self.config
+        slow = frames.present() & frames.in_zone(cfg.zone) & np.isin(frames.tracks.class_id, sorted(self._wanted))
+        slow &= frames.ground_speed() < cfg.max_speed_mps
+        return frames.count(slow) >= cfg.min_vehicles
+
+    def asleep_until(self, state: CongestionState) -> float:
+        """Asleep for good while no timer runs and no event is open; else every frame counts."""
+        return math.inf if not state.timers and not state.life.episodes else -math.inf
 
     def step(self, tracks: Tracks, state: CongestionState, now: float, *,
              context: RuleContext) -> tuple[CongestionState, list[Event]]:

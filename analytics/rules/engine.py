@@ -10,14 +10,20 @@ speeds...) are computed once and shared by the rules through :class:`~analytics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, RuleContext
+from analytics.rules.base import Event, Replays, RuleContext, Sleeps, wake_margin
 from analytics.rules.catalog import build_rule
-from analytics.rules.view import FrameView
+from analytics.rules.view import FrameView, LogFrames
 from analytics.types import Tracks
+
+_ORDER = itemgetter(0, 1, 2)  # frame, then rule, then the rule's own order
 
 
 class RuleEngine:
@@ -56,6 +62,87 @@ class RuleEngine:
             events.extend(new)
         self.last_time, self._last_context = timestamp, context
         return events
+
+    def replay(self, frames: LogFrames, *, every_frame: bool = False) -> list[Event]:
+        """Every event of a whole stored log, closing what is open at its end: exactly the events :meth:`step`
+        gives frame by frame and then :meth:`close`, in the same order.
+
+        Knowing every frame in advance, the replay lets a rule that can take the whole log at once
+        (:class:`~analytics.rules.base.Replays`) do so, steps a rule that can sleep
+        (:class:`~analytics.rules.base.Sleeps`) only on the frames it flags and while it is awake, steps the
+        others on every frame, and builds a frame's view only when some rule is stepped on it.
+        ``every_frame`` steps every rule on every frame instead: the reference the tests compare with.
+        """
+        n = len(frames)
+        if n == 0:
+            return []
+        times = frames.time
+        if self.last_time is not None and times[0] < self.last_time:
+            raise ValueError(f"camera {self.camera_id}: frame time went backwards "
+                             f"({times[0]} after {self.last_time}); rules need increasing timestamps")
+        last = n - 1
+        tagged: list[tuple[int, int, int, Event]] = []  # (frame, rule, rank, event): merged in step order
+        stepped: list[int] = []  # the rules stepped frame by frame
+        for i, rule in enumerate(self.rules):
+            whole = None if every_frame or not isinstance(rule, Replays) else rule.replay(frames, self.camera_id)
+            if whole is None:
+                stepped.append(i)
+            else:
+                tagged.extend((f, i, k, e) for k, (f, e) in enumerate(whole))
+        # per stepped rule: the first frame it flags at or after each frame (None: every frame), and the next
+        # frame it is stepped on
+        marks: dict[int, list[int] | None] = {}
+        upcoming: dict[int, int] = {}
+        for i in stepped:
+            rule = self.rules[i]
+            if every_frame or not isinstance(rule, Sleeps):
+                marks[i], upcoming[i] = None, 0
+                continue
+            flags = np.asarray(rule.wakes(frames), dtype=bool).copy()
+            flags[last] = True  # every rule is stepped on the last frame: the context its close is given
+            first = np.where(flags, np.arange(n), n)
+            marks[i] = np.minimum.accumulate(first[::-1])[::-1].tolist() + [n]
+            upcoming[i] = marks[i][0]
+
+        def after(i: int, f: int) -> int:
+            """The next frame rule ``i`` is stepped on after frame ``f``."""
+            nxt = marks[i]
+            if nxt is None or f >= last:
+                return f + 1
+            until = self.rules[i].asleep_until(self.states[i])
+            if until == math.inf:
+                return nxt[f + 1]
+            if until == -math.inf:
+                return f + 1
+            woken = int(np.searchsorted(times, until - wake_margin(until), side="left"))
+            return min(nxt[f + 1], max(woken, f + 1))
+
+        rules, states, camera_id, geometry = self.rules, self.states, self.camera_id, self.geometry
+        seqs, time_of = frames.seq.tolist(), times.tolist()
+        context = None
+        rank = 0
+        while upcoming:
+            f = min(upcoming.values())
+            if f > last:
+                break
+            view = frames.frame(f)
+            now = time_of[f]
+            context = RuleContext(camera_id, view.frame_size, seqs[f], geometry, view)
+            for i in stepped:
+                if upcoming[i] == f:
+                    states[i], new = rules[i].step(view.tracks, states[i], now, context=context)
+                    for e in new:
+                        tagged.append((f, i, rank, e))
+                        rank += 1
+                    upcoming[i] = after(i, f)
+        if context is not None:
+            for i in stepped:
+                for e in rules[i].close(states[i], time_of[last], context=context):
+                    tagged.append((n, i, rank, e))
+                    rank += 1
+        self.last_time, self._last_context = time_of[last], None  # closed
+        tagged.sort(key=_ORDER)
+        return [t[3] for t in tagged]
 
     def close(self) -> list[Event]:
         """End of stream: close every open event (at the last time each held). Idempotent."""

@@ -64,7 +64,7 @@ from pydantic import Field, model_validator
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Episode, Lifecycle, LifecycleState, update_timers
-from analytics.rules.view import LUT_SIZE, _ground, _ground_speed, _mpp, _zone_fn, class_lut
+from analytics.rules.view import LUT_SIZE, LogFrames, _ground, _ground_speed, _mpp, _zone_fn, class_lut
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, TrackState, class_ids_from_names
 
 _FALLBACK_UNIT = "person-height fallback"
@@ -480,6 +480,43 @@ class GatheringRule:
         clusters = [sorted(c) for c in components if len(c) >= need]  # need >= 2: no emptied one
         clusters.sort()  # by first index (components are disjoint)
         return clusters
+
+    def wakes(self, frames: LogFrames) -> np.ndarray:
+        """Frames with two eligible people within ``radius_m`` of each other, the least a cluster needs
+        (:class:`analytics.rules.base.Sleeps`); the distances of :meth:`_clusters` with a hair more radius, so
+        that no frame with a cluster is missed whatever the rounding."""
+        data = frames.column(self._people_key, self._people)
+        frame_of = frames.frame_of_row()
+        rows = np.flatnonzero((data[:, _ELIGIBLE] != 0) & (frame_of >= 0))
+        out = np.zeros(len(frames), bool)
+        if len(rows) < 2:
+            return out
+        fr = frame_of[rows]
+        # every pair of eligible rows of a frame: row i with each later row of its frame
+        last = np.searchsorted(fr, fr, side="right")  # rows are in frame order
+        later = last - np.arange(len(rows)) - 1
+        i = np.repeat(np.arange(len(rows)), later)
+        j = i + 1 + (np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later))
+        a, b = data[rows[i]], data[rows[j]]
+        with np.errstate(invalid="ignore", over="ignore"):
+            dist = np.hypot(a[:, _PX] - b[:, _PX], a[:, _PY] - b[:, _PY])
+            if frames.geometry.calibration is None:
+                dist = dist * (a[:, _SCALE] + b[:, _SCALE]) / 2
+            near = dist <= self.config.radius_m * (1.0 + 1e-9)
+        out[fr[i[near]]] = True
+        return out
+
+    def asleep_until(self, state: GatheringState) -> float:
+        """Without clusters, a frame changes nothing until a remembered group or a timer expires; but every
+        frame counts while an event is open, or right after a frame with clusters (its ``last`` is reset)."""
+        if state.lifecycle.episodes or state.last is not None:
+            return -math.inf
+        until = math.inf
+        if state.groups:
+            until = min(g.last_seen for g in state.groups) + self._retention
+        if state.timers:
+            until = min(until, min(last for _, last in state.timers.values()) + self.config.grace)
+        return until
 
     def step(self, tracks: Tracks, state: GatheringState, now: float, *,
              context: RuleContext) -> tuple[GatheringState, list[Event]]:

@@ -37,15 +37,18 @@ of it (the fastest moment) as ``best_frame_seq``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from itertools import compress
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 from pydantic import Field
 
 from analytics.geometry import SceneGeometry
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
+from analytics.rules.view import LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 _MPS_TO_KMH = 3.6
@@ -141,6 +144,24 @@ class SpeedingRule:
         """End of stream: close the open events at the last time each track was over the limit."""
         return [self._event(k, state.episodes[k], "closed", state.episodes[k][_LAST], state.stats[k], context)
                 for k in sorted(state.episodes)]
+
+    def wakes(self, frames: LogFrames) -> np.ndarray:
+        """Frames with a track over the limit (:class:`analytics.rules.base.Sleeps`)."""
+        over = frames.confirmed() & (frames.ground_speed() > self._threshold)
+        if self.config.zone is not None:
+            over &= frames.in_zone(self.config.zone)
+        over &= np.isin(frames.tracks.class_id, sorted(self._classes))
+        return frames.count(over) > 0
+
+    def asleep_until(self, state: SpeedingState) -> float:
+        """Once a run's ``grace`` or an open event's ``end_grace`` runs out."""
+        timers, _, episodes, _ = state
+        until = math.inf
+        if timers:
+            until = min(last for _, last in timers.values()) + self.config.grace
+        if episodes:
+            until = min(until, min(ep[_LAST] for ep in episodes.values()) + self.config.end_grace)
+        return until
 
     def step(self, tracks: Tracks, state: SpeedingState, now: float, *,
              context: RuleContext) -> tuple[SpeedingState, list[Event]]:

@@ -246,3 +246,99 @@ class FrameView:
     def ground_speed(self) -> np.ndarray:
         """(N,) float64 ground speed, m/s (calibrated, or the class-height fallback)."""
         return self._get(("ground_speed", ""), _ground_speed)
+
+
+class LogFrames:
+    """Every frame of a stored track log at once, for a replay (see :meth:`RuleEngine.replay
+    <analytics.rules.engine.RuleEngine.replay>`): all rows, each frame's row range, seq, time and size, and
+    the log-wide measurements of :class:`LogView`.
+
+    Rules that can sleep (see :class:`analytics.rules.base.Sleeps`) read the columns over all rows at once to
+    say on which frames they must be stepped; the replay then builds only the frames some rule steps on.
+
+    Args:
+        tracks: all rows, in frame order (each frame's rows are ``starts[f]:ends[f]``).
+        seq, time: (F,) each frame's ``Frame.seq`` and timestamp (seconds, not decreasing).
+        sizes: (F, 2) each frame's (width, height), pixels.
+        starts, ends: (F,) each frame's row range in ``tracks``.
+        geometry: the camera's scene.
+    """
+
+    def __init__(self, tracks: Tracks, seq: np.ndarray, time: np.ndarray, sizes: np.ndarray, starts: np.ndarray,
+                 ends: np.ndarray, geometry: SceneGeometry) -> None:
+        self.tracks = tracks
+        self.seq = np.asarray(seq, dtype=np.int64)
+        self.time = np.asarray(time, dtype=np.float64)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.ends = np.asarray(ends, dtype=np.int64)
+        self.geometry = geometry
+        self.size_of: list[Size] = [(int(w), int(h)) for w, h in np.asarray(sizes).reshape(-1, 2).tolist()]
+        self.views: dict[Size, LogView] = {s: LogView(tracks, s, geometry) for s in dict.fromkeys(self.size_of)}
+        self._stitched: dict[tuple[str, str], np.ndarray | None] = {}
+        self._empty = tracks[:0]
+        self._frame_of_row: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def column(self, key: tuple[str, str], fn: Callable) -> np.ndarray | None:
+        """``fn`` (element-wise, as :meth:`FrameView.column`) over every row, each with its frame's size; the
+        very values each frame's view reads."""
+        if len(self.views) == 1:
+            return next(iter(self.views.values())).column(key, fn)
+        if key not in self._stitched:
+            out = None
+            for size, view in self.views.items():
+                col = view.column(key, fn)
+                if col is None:
+                    continue
+                if out is None:
+                    out = np.zeros_like(col)
+                for f in (i for i, s in enumerate(self.size_of) if s == size):
+                    out[self.starts[f]:self.ends[f]] = col[self.starts[f]:self.ends[f]]
+            self._stitched[key] = out
+        return self._stitched[key]
+
+    def frame_of_row(self) -> np.ndarray:
+        """(R,) int64: the frame of each row (-1 for a row of no frame, which no step sees)."""
+        if self._frame_of_row is None:
+            out = np.full(len(self.tracks), -1, dtype=np.int64)
+            counts = self.ends - self.starts
+            first = np.cumsum(counts) - counts  # position of each frame's first row among the framed rows
+            framed = np.arange(int(counts.sum())) + np.repeat(self.starts - first, counts)
+            out[framed] = np.repeat(np.arange(len(counts)), counts)
+            self._frame_of_row = out
+        return self._frame_of_row
+
+    def line_distance(self, line_id: str) -> np.ndarray:
+        """(R,) float64, as :meth:`FrameView.line_distance` for every row."""
+        return self.column(("line", line_id), _line_fn(line_id))
+
+    def present(self) -> np.ndarray:
+        """(R,) bool, as :meth:`FrameView.present` for every row."""
+        return self.column(("present", ""), _present)
+
+    def confirmed(self) -> np.ndarray:
+        """(R,) bool, as :meth:`FrameView.confirmed` for every row."""
+        return self.column(("confirmed", ""), _confirmed)
+
+    def in_zone(self, zone_id: str) -> np.ndarray:
+        """(R,) bool, as :meth:`FrameView.in_zone` for every row."""
+        return self.column(("zone", zone_id), _zone_fn(zone_id))
+
+    def ground_speed(self) -> np.ndarray:
+        """(R,) float64, as :meth:`FrameView.ground_speed` for every row."""
+        return self.column(("ground_speed", ""), _ground_speed)
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """(F,) int64: the number of rows of each frame set in the per-row ``mask``."""
+        total = np.zeros(len(mask) + 1, dtype=np.int64)
+        np.cumsum(mask, out=total[1:])
+        return total[self.ends] - total[self.starts]
+
+    def frame(self, f: int) -> FrameView:
+        """Frame ``f``'s view: its tracks and their measurements, slices of the whole log's."""
+        a, b = int(self.starts[f]), int(self.ends[f])
+        size = self.size_of[f]
+        tracks = self.tracks[a:b] if b > a else self._empty
+        return FrameView(tracks, size, self.geometry, log=self.views[size], rows=slice(a, b))

@@ -71,7 +71,7 @@ from pydantic import Field, model_validator
 from analytics.geometry import SceneGeometry, Zone
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
-from analytics.rules.view import FrameView
+from analytics.rules.view import FrameView, LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
 
 #: Pixels along the allowed direction used to map it to the ground at a track's anchor.
@@ -302,6 +302,15 @@ class WrongWayRule:
         direction = np.asarray(zone.allowed_direction, dtype=np.float64).tolist()
         self._cached = _Scene(context.geometry, zone, (direction[0], direction[1]), h)
         return self._cached
+
+    def wakes(self, frames: LogFrames) -> np.ndarray:
+        """Frames with a watched track in the zone (:class:`analytics.rules.base.Sleeps`)."""
+        watched = frames.present() & np.isin(frames.tracks.class_id, sorted(self._wanted))
+        return frames.count(watched & frames.in_zone(self.config.zone)) > 0
+
+    def asleep_until(self, state: WrongWayState) -> float:
+        """Asleep for good while the rule remembers no track and has no open event; else every frame counts."""
+        return math.inf if not state.runs.by_id and not state.life.episodes else -math.inf
 
     def step(self, tracks: Tracks, state: WrongWayState, now: float, *,
              context: RuleContext) -> tuple[WrongWayState, list[Event]]:

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.loitering import StayState, Stays, counted_rows
+from analytics.rules.view import LogFrames
 from analytics.types import CLASS_IDS, Tracks, class_ids_from_names
 
 
@@ -85,6 +86,10 @@ class IntrusionRule:
 
     def initial_state(self) -> StayState:
         return StayState()
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """The whole log at once (:meth:`Stays.replay`; :class:`analytics.rules.base.Replays`)."""
+        return self._stays.replay(frames, camera_id, frames.column(*self._counted), frames.tracks.confidence)
 
     def step(self, tracks: Tracks, state: StayState, now: float, *,
              context: RuleContext) -> tuple[StayState, list[Event]]:

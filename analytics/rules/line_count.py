@@ -25,7 +25,7 @@ from pydantic import Field
 
 from analytics.geometry import Line, SceneGeometry, position_along, signed_distance
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
-from analytics.rules.view import LUT_SIZE, FrameView
+from analytics.rules.view import LUT_SIZE, FrameView, LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
 
 _DIRECTION_NAMES = {1: "positive", -1: "negative"}
@@ -269,6 +269,84 @@ class LineCountRule:
     def close(self, state: LineCountState, now: float, *, context: RuleContext) -> list[Event]:
         """Crossings are instantaneous (emitted closed): nothing is left open at the end."""
         return []
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """Every crossing of a whole log at once (:class:`analytics.rules.base.Replays`): exactly the events
+        of :meth:`step` on every frame.
+
+        Each used row's side code is a column; per track, in time order, the memory of :meth:`step` is: the
+        last side outside the band and the anchor of the row that gave it, forgotten when a frame comes
+        more than ``forget_after`` seconds after the track was last used (read from the last frame before
+        its next row). A row outside the band on the other side than that memory, before the track is
+        counted, is a change of side; the segment test of :meth:`_crossed` (the same float operations,
+        element by element) keeps the crossings, and the first crossing of each remembered track counts.
+
+        Returns None (step frame by frame instead) for what :meth:`step` treats apart: a log of several
+        frame sizes, a line whose view distances are not those of the segment test, track ids too large for
+        the row keys, a track twice in a frame, a crossing point within rounding of an end of the segment.
+        """
+        cfg = self.config
+        if len(frames) == 0 or len(frames.views) != 1:
+            return None
+        geo = _make_geometry(frames.geometry, frames.size_of[0], cfg.line)
+        if not geo.view_exact or frames.column(self._key_key, self._key_fn) is None:
+            return None
+        frame_of = frames.frame_of_row()
+        code = frames.column(self._code_key, self._code_fn)
+        rows = np.flatnonzero((code != _UNUSED) & (frame_of >= 0))
+        ids = frames.tracks.track_id[rows]
+        order = np.lexsort((rows, ids))
+        rows, ids = rows[order], ids[order]
+        fr = frame_of[rows]
+        same = ids[1:] == ids[:-1]
+        if (same & (fr[1:] == fr[:-1])).any():
+            return None
+        times = frames.time
+        before = np.maximum(fr[1:] - 1, 0)  # the last frame before each row
+        forgotten = (fr[1:] - 1 > fr[:-1]) & ~(times[before] - times[fr[:-1]] <= cfg.forget_after)
+        life = np.cumsum(np.concatenate([[True], ~same | forgotten]))  # one number per remembered track
+        side = code[rows]
+        out = np.flatnonzero(side != 0)  # the rows that set the remembered side
+        rows_out, life_out, side_out = rows[out], life[out], side[out]
+        change = np.flatnonzero((life_out[1:] == life_out[:-1]) & (side_out[1:] != side_out[:-1])) + 1
+        if not len(change):
+            return []
+        row, prev = rows_out[change], rows_out[change - 1]
+        anchor = frames.tracks.anchor
+        ax, ay, bx, by = geo.ends
+        abx, aby = bx - ax, by - ay
+        d = frames.line_distance(cfg.line)[row]
+        px, py = anchor[prev, 0].astype(np.float64), anchor[prev, 1].astype(np.float64)
+        x, y = anchor[row, 0].astype(np.float64), anchor[row, 1].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            d_prev = (abx * (py - ay) - aby * (px - ax)) / geo.length
+            frac = d_prev / (d_prev - d)
+            qx, qy = px + frac * (x - px) - ax, py + frac * (y - py) - ay
+            t = (qx * abx + qy * aby) / geo.ab2
+            margin = 1e-12 * (1.0 + (np.abs(qx * abx) + np.abs(qy * aby)) / geo.ab2)
+        if not (np.isfinite(t) & (np.abs(t) > margin) & (np.abs(t - 1.0) > margin)).all():
+            return None
+        crossed = (t >= 0.0) & (t <= 1.0)
+        row, life_c = row[crossed], life_out[change][crossed]
+        first = np.ones(len(row), bool)  # once counted, a track is not again
+        first[1:] = life_c[1:] != life_c[:-1]
+        row = row[first]
+        row = row[np.lexsort((frames.tracks.track_id[row], frame_of[row]))]  # step order: frame, track id
+        seq, time_of = frames.seq.tolist(), times.tolist()
+        counts: dict[tuple[str, int], int] = {}
+        events = []
+        for counter, (r, f, tid, cid, direction) in enumerate(zip(
+                row.tolist(), frame_of[row].tolist(), frames.tracks.track_id[row].tolist(),
+                frames.tracks.class_id[row].tolist(), code[row].tolist(), strict=True)):
+            name = CLASS_NAMES.get(cid, str(cid))
+            counts[(name, direction)] = counts.get((name, direction), 0) + 1
+            now = time_of[f]
+            events.append((f, Event(
+                id=event_id(camera_id, self.id, counter), kind="line_crossing", rule_id=self.id,
+                camera_id=camera_id, status="closed", start=now, end=now, member_ids=(tid,), classes=(name,),
+                score=1.0, best_frame_seq=seq[f], line_id=cfg.line,
+                evidence={"direction": direction, "class": name, "counts": _counts_evidence(counts)})))
+        return events
 
     def _crossings(self, anchor: np.ndarray, dist: np.ndarray, prev: _Previous, context: RuleContext) -> tuple:
         """Sides outside the band and which rows crossed the segment. Returns (side (N,) int8, crossed (N,))."""

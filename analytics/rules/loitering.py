@@ -37,17 +37,19 @@ read their measurements (present tracks, zone membership, ground speed) from the
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from itertools import compress
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
-from analytics.rules.view import FrameView
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view, wake_margin
+from analytics.rules.view import FrameView, LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 
@@ -143,6 +145,9 @@ class StayState(_StayFields):
 
 _new = tuple.__new__  # builds a state from its fields without the defaults' checks
 
+
+_FRAME_KEY = itemgetter(0, 1)  # frame, key
+_RECORD_ORDER = itemgetter(0, 1, 2, 3)  # frame, closed before opened / updated, closing order, key
 
 #: ``score(dwell, mean) -> [0, 1]`` of a stay at a frame it holds.
 Score = Callable[[float, float], float]
@@ -289,6 +294,120 @@ class Stays:
             events = closed_events + events
         return _new(StayState, (timers, sums, episodes, counter)), events
 
+    def replay(self, frames: LogFrames, camera_id: str, counted: np.ndarray,
+               values: np.ndarray) -> list[tuple[int, Event]] | None:
+        """Every event of a whole log at once (:class:`analytics.rules.base.Replays`): exactly those of
+        :meth:`step` on every frame and :meth:`close` at the end.
+
+        Per track, its rows under the condition are walked in time order with the same Python arithmetic as
+        :meth:`step`; what a step does on the frames between two of them (a timer running out, an event
+        closing) is read from the last frame before the later one, and frames without such rows are never
+        visited. The records are then put in step order: by frame, closed ones first (in the order of the
+        open events then: by the frame each last held, then track id), then opened and updated ones by
+        track id; event ids are numbered in order of opening, as the steps number them.
+
+        Args:
+            counted: (R,) bool, the rows under the condition (:func:`counted_rows`).
+            values: (R,) the per-row measure averaged over a stay.
+
+        Returns None (step frame by frame instead) when a track has two rows under the condition in one
+        frame, or a frame time is not finite.
+        """
+        n = len(frames)
+        frame_of = frames.frame_of_row()
+        rows = np.flatnonzero(counted & (frame_of >= 0))
+        if not len(rows):
+            return []
+        times = frames.time
+        if not np.isfinite(times).all():
+            return None
+        ids = frames.tracks.track_id[rows]
+        order = np.lexsort((rows, ids))
+        rows, ids = rows[order], ids[order]
+        fr = frame_of[rows]
+        same = ids[1:] == ids[:-1]
+        if (same & (fr[1:] == fr[:-1])).any():
+            return None
+        before = np.maximum(fr[1:] - 1, 0)  # the last frame before each row (a frame of the gap, if any)
+        gap = times[before] - times[fr[:-1]]
+        in_gap = same & (fr[1:] - 1 > fr[:-1])
+        dropped = (in_gap & ~(gap <= self.grace)).tolist()  # a step there drops the timer ...
+        closes = (in_gap & (gap >= self.end_grace)).tolist()  # ... or closes the open event
+        starts = np.flatnonzero(np.concatenate([[True], ~same])).tolist() + [len(rows)]
+        t_all, seq_all = times.tolist(), frames.seq.tolist()
+        tl, fl, il = times[fr].tolist(), fr.tolist(), ids.tolist()
+        vl, cl = values[rows].tolist(), frames.tracks.class_id[rows].tolist()
+        min_duration, end_grace, score_of = self.min_duration, self.end_grace, self.score
+
+        def closing_frame(last: float, f: int) -> int:
+            """The first frame after ``f`` at which an event last held at ``last`` closes (n: none)."""
+            due = last + end_grace
+            g = max(bisect_left(t_all, due - wake_margin(due)), f + 1)
+            while g < n and not t_all[g] - last >= end_grace:
+                g += 1
+            return g
+
+        # records: (frame, 0 closed | 1 opened or updated, order within, key, status, episode, its fields then,
+        # end, mean); an episode is a list [id, start, last_true, last_emit, best, best_seq, cid], its id set
+        # once every opening is known
+        records: list[tuple] = []
+        opened: list[tuple[int, int, list]] = []
+        for a, b in zip(starts[:-1], starts[1:]):
+            key = il[a]
+            since = total = ep = None
+            frames_in = 0
+            for j in range(a, b):
+                now = tl[j]
+                if j > a:
+                    if ep is not None and closes[j - 1]:
+                        g = closing_frame(ep[2], fl[j - 1])
+                        records.append((g, 0, fl[j - 1], key, "closed", ep, ep[1:], ep[2], total / frames_in))
+                        since = total = ep = None
+                    elif dropped[j - 1]:
+                        since = None
+                        if ep is None:
+                            total = None
+                if since is None:
+                    since = now
+                value = vl[j]
+                if ep is not None:
+                    total, frames_in = (value, 1) if total is None else (total + value, frames_in + 1)
+                else:
+                    if total is None or since == now:
+                        total, frames_in = value, 1
+                    else:
+                        total, frames_in = total + value, frames_in + 1
+                    if not now - since >= min_duration:
+                        continue
+                mean = total / frames_in
+                f = fl[j]
+                if ep is None:
+                    ep = [None, min(since, now), now, now, score_of(now - since, mean), seq_all[f], cl[j]]
+                    opened.append((f, key, ep))
+                    records.append((f, 1, 0, key, "open", ep, ep[1:], now, mean))
+                    continue
+                score = score_of(now - ep[1], mean)
+                if score > ep[4]:
+                    ep[4], ep[5] = score, seq_all[f]
+                ep[2], ep[6] = now, cl[j]
+                if now - ep[3] >= UPDATE_EVERY:
+                    ep[3] = now
+                    records.append((f, 1, 0, key, "updated", ep, ep[1:], now, mean))
+            if ep is not None:
+                g = closing_frame(ep[2], fl[b - 1])
+                records.append((g, 0, fl[b - 1] if g < n else 0, key, "closed", ep, ep[1:], ep[2], total / frames_in))
+        opened.sort(key=_FRAME_KEY)
+        for counter, (_, _, ep) in enumerate(opened):
+            ep[0] = event_id(camera_id, self.rule_id, counter)
+        records.sort(key=_RECORD_ORDER)
+        out = []
+        geometry, sizes = frames.geometry, frames.size_of
+        for f, _, _, key, status, ep, fields, end, mean in records:
+            at = min(f, n - 1)
+            context = RuleContext(camera_id, sizes[at], seq_all[at], geometry)
+            out.append((f, self._event(key, (ep[0], *fields), status, end, mean, context)))
+        return out
+
     def step_rows(self, state: StayState, tracks: Tracks, keep: list[bool], values: Callable[[], list[float]],
                   now: float, context: RuleContext) -> tuple[StayState, list[Event]]:
         """:meth:`step` on the rows of ``tracks`` flagged in ``keep`` (one bool per row); ``values()`` gives the
@@ -350,6 +469,10 @@ class LoiteringRule:
 
     def initial_state(self) -> StayState:
         return StayState()
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """The whole log at once (:meth:`Stays.replay`; :class:`analytics.rules.base.Replays`)."""
+        return self._stays.replay(frames, camera_id, frames.column(*self._counted), frames.ground_speed())
 
     def step(self, tracks: Tracks, state: StayState, now: float, *,
              context: RuleContext) -> tuple[StayState, list[Event]]:

@@ -44,6 +44,7 @@ from pydantic import Field
 from analytics.geometry import GroundCalibration, SceneGeometry, Zone, dlt_homography
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
 from analytics.rules.loitering import counted_rows
+from analytics.rules.view import LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
 #: Seconds between ``updated`` records of an open event (as :class:`analytics.rules.lasting.Lifecycle`).
@@ -206,6 +207,82 @@ class OccupancyRule:
             area = _ground_area(geometry.zone(self.config.zone).polygon, cal.image_points, cal.ground_points)
         self._area_of = (geometry, area)  # a pure function of the (immutable) geometry
         return area
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """Every event of a whole log at once (:class:`analytics.rules.base.Replays`): exactly those of
+        :meth:`step` on every frame and :meth:`close` at the end.
+
+        The count per frame is one column operation; the steps are then run on plain numbers, from the first
+        frame above the threshold to the end of what it starts, skipping the frames between (where a step
+        changes nothing); members are read only for the records. Returns None when ``per_m2`` has no area
+        (the step names the problem).
+        """
+        cfg = self.config
+        n = len(frames)
+        counted = frames.column(*self._counted)
+        counts = frames.count(counted)
+        area = self._area(RuleContext(camera_id, (0, 0), 0, frames.geometry))
+        if cfg.per_m2 and area is None:
+            return None
+        threshold, end_ratio, grace, end_grace = self._threshold, cfg.end_ratio, cfg.grace, cfg.end_grace
+        measures = counts / area if cfg.per_m2 else counts.astype(np.float64)  # the floats of the step
+        above_at = np.flatnonzero(measures > threshold)
+        nxt = np.full(n + 1, n, dtype=np.int64)  # the first frame above at or after each frame
+        nxt[above_at] = above_at
+        nxt = np.minimum.accumulate(nxt[::-1])[::-1].tolist()
+        count_of, measure_of, time_of, seq = counts.tolist(), measures.tolist(), frames.time.tolist(), frames.seq.tolist()
+        rows = np.flatnonzero(counted)
+        first = np.zeros(len(counted) + 1, dtype=np.int64)
+        np.cumsum(counted, out=first[1:])
+        lo, hi = first[frames.starts].tolist(), first[frames.ends].tolist()  # each frame's counted rows in rows
+        track_id, class_id = frames.tracks.track_id, frames.tracks.class_id
+
+        def record(ep: list, status: str, end: float) -> Event:
+            r = rows[lo[ep[6]]:hi[ep[6]]]
+            full = (ep[0], ep[1], ep[2], ep[3], ep[4], ep[5], tuple(track_id[r].tolist()),
+                    tuple(class_id[r].tolist()), ep[7], area)
+            return self._event(full, status, end, context)
+
+        context = RuleContext(camera_id, (0, 0), 0, frames.geometry)
+        events: list[tuple[int, Event]] = []
+        timer: tuple[float, float] | None = None
+        ep: list | None = None  # [id, start, last_true, last_emit, best, best_seq, frame of last_true, peak]
+        peak = counter = 0
+        f = nxt[0]
+        while f < n:
+            now, count, measure = time_of[f], count_of[f], measure_of[f]
+            above = measure > threshold
+            if above:
+                timer = (now if timer is None else timer[0], now)
+            elif timer is not None and now - timer[1] > grace:
+                timer = None
+            if count > peak:
+                peak = count
+            if ep is not None:
+                if measure >= end_ratio * threshold:
+                    score = saturating(measure / threshold)
+                    if score > ep[4]:
+                        ep[4], ep[5] = score, seq[f]
+                    ep[2], ep[6], ep[7] = now, f, peak
+                    if now - ep[3] >= UPDATE_EVERY:
+                        ep[3] = now
+                        events.append((f, record(ep, "updated", now)))
+                elif now - ep[2] >= end_grace:
+                    events.append((f, record(ep, "closed", ep[2])))
+                    ep, timer = None, None
+            elif above and now - timer[0] >= cfg.min_duration:
+                ep = [event_id(camera_id, cfg.id, counter), min(timer[0], now), now, now,
+                      saturating(measure / threshold), seq[f], f, peak]
+                counter += 1
+                events.append((f, record(ep, "open", now)))
+            if timer is None and ep is None:
+                peak = 0
+                f = nxt[f + 1]  # nothing runs: the next frame above
+            else:
+                f += 1
+        if ep is not None:
+            events.append((n, record(ep, "closed", ep[2])))
+        return events
 
     def step(self, tracks: Tracks, state: OccupancyState, now: float, *,
              context: RuleContext) -> tuple[OccupancyState, list[Event]]:

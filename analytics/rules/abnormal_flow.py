@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,11 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from analytics.baseline import Baseline, BucketStats, bucket_label, bucket_of
-from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view, wake_margin
 from analytics.geometry import SceneGeometry
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
 from analytics.rules.line_count import LineCountConfig, LineCountRule
-from analytics.rules.view import FrameView
+from analytics.rules.view import FrameView, LogFrames
 from analytics.types import CLASS_IDS, TrackState, Tracks, check_class_names, class_ids_from_names
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,41 @@ class FlowCounter:
 
     def initial_state(self) -> FlowState:
         return FlowState(self._line_rule.initial_state() if self._line_rule else ZoneEntryState.empty())
+
+    def counted(self, frames: LogFrames, camera_id: str) -> list[tuple[int, int, int]] | None:
+        """What the counting steps count over a whole log at once: ``(frame, class index, direction)`` in step
+        order; None when the line's whole-log count is not exact for this log
+        (:meth:`LineCountRule.replay`) or, for a zone, a track is twice in a frame."""
+        if self._line_rule is not None:
+            crossings = self._line_rule.replay(frames, camera_id)
+            if crossings is None:
+                return None
+            return [(f, self._index[e.evidence["class"]], int(e.evidence["direction"])) for f, e in crossings]
+        # zone entries: per track, its confirmed rows of the classes in time order; a row inside the zone
+        # enters when the track's previous such row was outside, or it is the first one since the track was
+        # (re)met: first seen, or forgotten at a frame more than forget_after after its previous row
+        frame_of = frames.frame_of_row()
+        cls = frames.tracks.class_id
+        rows = np.flatnonzero((frames.tracks.state == _CONFIRMED) & np.isin(cls, sorted(self._class_set))
+                              & (frame_of >= 0))
+        ids = frames.tracks.track_id[rows]
+        order = np.lexsort((rows, ids))
+        rows, ids = rows[order], ids[order]
+        fr = frame_of[rows]
+        same = ids[1:] == ids[:-1]
+        if (same & (fr[1:] == fr[:-1])).any():
+            return None
+        times = frames.time
+        before = np.maximum(fr[1:] - 1, 0)
+        forgotten = (fr[1:] - 1 > fr[:-1]) & ~(times[before] - times[fr[:-1]] <= self.config.forget_after)
+        inside = frames.in_zone(str(self.config.zone))[rows]
+        was_inside = np.zeros(len(rows), bool)
+        was_inside[1:] = same & ~forgotten & inside[:-1]
+        entered = np.flatnonzero(inside & ~was_inside)
+        e_frame, e_id, e_cls = fr[entered], ids[entered], cls[rows[entered]]
+        order = np.lexsort((e_cls, e_id, e_frame))  # each frame's entries by track id, as the step sorts them
+        index = self._index_by_id
+        return [(f, index[c], 0) for f, c in zip(e_frame[order].tolist(), e_cls[order].tolist(), strict=True)]
 
     def _count(self, tracks: Tracks, counter: Any, now: float,
                context: RuleContext) -> tuple[Any, tuple[tuple[float, int, int], ...]]:
@@ -555,6 +591,69 @@ class AbnormalFlowRule:
         candidates = self._candidates(window) if window is not None else []
         life, events = self._life.advance(state.life, candidates, now, context=context)
         return AbnormalFlowState(flow, life), events
+
+    def replay(self, frames: LogFrames, camera_id: str) -> list[tuple[int, Event]] | None:
+        """Every event of a whole log at once (:class:`analytics.rules.base.Replays`): exactly those of
+        :meth:`step` on every frame and :meth:`close` at the end.
+
+        The counting is done for the whole log (:meth:`FlowCounter.counted`); then only the frames where a
+        step does something are visited: each window boundary (the first frame at or after it, found by
+        bisection on the frame times with the step's own comparison), the frames where an open event closes,
+        and the gaps longer than ``max_gap`` that restart the clock. Returns None when the counting does.
+        """
+        if not self._active:
+            return []
+        items = self.counter.counted(frames, camera_id)
+        if items is None:
+            return None
+        cfg, n = self.config, len(frames)
+        t, seq, sizes, geometry = frames.time.tolist(), frames.seq.tolist(), frames.size_of, frames.geometry
+        item_frame = [f for f, _, _ in items]
+        item_time = [t[f] for f in item_frame]
+        recent_all = [(t[f], c, d) for f, c, d in items]
+        starts = [0, *(np.flatnonzero(np.diff(frames.time) > cfg.max_gap) + 1).tolist(), n]
+        end_grace = self._life.end_grace
+        events: list[tuple[int, Event]] = []
+        life = LifecycleState()
+
+        def context(f: int) -> RuleContext:
+            return RuleContext(camera_id, sizes[f], seq[f], geometry)
+
+        def closing(lo: int) -> int:
+            """The first frame from ``lo`` at which an open event closes (n: none)."""
+            first = n
+            for ep in life.episodes.values():
+                due = ep.last_true + end_grace
+                g = bisect_left(t, due - wake_margin(due), lo)
+                while g < first and not t[g] - ep.last_true >= end_grace:
+                    g += 1
+                first = min(first, g)
+            return first
+
+        for s0, s1 in zip(starts[:-1], starts[1:]):
+            start, evaluated, f = t[s0], 0, s0
+            i0 = bisect_left(item_frame, s0)
+            while True:
+                e = bisect_left(t, start + cfg.window + evaluated * cfg.hop, f)  # not now < boundary
+                while life.episodes:
+                    c = closing(f)
+                    if c >= min(e, s1):
+                        break
+                    life, new = self._life.advance(life, [], t[c], context=context(c))
+                    events.extend((c, ev) for ev in new)
+                    f = c + 1
+                if e >= s1:
+                    break
+                now = t[e]
+                i1 = bisect_right(item_frame, e)
+                i0 = bisect_right(item_time, now - cfg.window, i0, i1)
+                evaluated = max(evaluated + 1, math.floor((now - start - cfg.window) / cfg.hop) + 1)
+                window = self.counter._window(tuple(recent_all[i0:i1]), now)
+                life, new = self._life.advance(life, self._candidates(window), now, context=context(e))
+                events.extend((e, ev) for ev in new)
+                f = e + 1
+        events.extend((n, ev) for ev in self._life.close_all(life, t[n - 1], context=context(n - 1)))
+        return events
 
     def reference(self, end: float) -> tuple[BucketStats | None, str, int]:
         """The statistics a window ending at ``end`` is compared with, their source, and its bucket."""

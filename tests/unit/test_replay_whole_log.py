@@ -58,7 +58,11 @@ def camera(p: dict) -> CameraConfig:
         {"kind": "speeding", "id": "fast", "max_speed_mps": 1.0, "tolerance_mps": 0.0, "min_duration": 0.2,
          "grace": p["grace"], "end_grace": p["end_grace"]},
         {"kind": "abnormal_flow", "id": "flow", "line": "gate", "classes": ["person", "car"], "window": 10.0,
-         "hop": 1.0, "bucket": "none", "max_count": 1, "hysteresis_px": p["band"], "max_gap": 3.0},
+         "hop": 1.0, "bucket": "none", "max_count": p["max_count"] - 1, "hysteresis_px": p["band"],
+         "forget_after": p["forget_after"], "max_gap": 3.0},
+        {"kind": "abnormal_flow", "id": "entries", "zone": "square", "classes": ["person", "car"], "window": 10.0,
+         "hop": 2.0, "bucket": "none", "max_count": 3, "min_count": 1, "forget_after": p["forget_after"],
+         "max_gap": 5.0},
     ]
     cfg = parse_config({"cameras": [{"id": "cam", "source": "x.mp4", "scene": SCENE, "rules": rules}]},
                        path=Path("random.yaml"))
@@ -155,8 +159,8 @@ def test_random_logs_give_every_kind_of_record() -> None:
         for rule in RuleEngine(cam.id, cam.scene, cam.rules).rules:  # the fast ways are taken
             assert not isinstance(rule, Replays) or rule.replay(log, cam.id) is not None, rule.id
     fast = [r.id for r in RuleEngine(cam.id, cam.scene, cam.rules).rules if isinstance(r, (Replays, Sleeps))]
-    assert {"loiter", "intrude", "crowd", "count", "group", "queue", "wrong", "fast"} <= set(fast)
-    for rule in ("loiter", "intrude", "crowd", "group", "fast"):
+    assert {"loiter", "intrude", "crowd", "count", "group", "queue", "wrong", "fast", "flow", "entries"} <= set(fast)
+    for rule in ("loiter", "intrude", "crowd", "group", "fast", "flow", "entries"):
         assert {(rule, "open"), (rule, "updated"), (rule, "closed")} <= seen, rule
     assert ("count", "closed") in seen and ("wrong", "open") in seen and ("queue", "open") in seen
 

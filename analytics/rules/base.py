@@ -203,6 +203,20 @@ class Sleeps(Protocol[S]):
 
 
 @runtime_checkable
+class Selects(Protocol):
+    """What a rule stepped frame by frame may add so that a replay gives it only the rows that matter
+    (optional): the rows of the tracks that could ever make an event, found on the whole log at once.
+
+    The rule promises that stepping it on every frame with only these rows (the other rows removed from
+    each frame, frames kept) gives the same events as with all rows; tests replay every rule both ways.
+    """
+
+    def rows(self, frames: LogFrames) -> np.ndarray:
+        """(R,) bool: the rows the rule's events may depend on."""
+        ...
+
+
+@runtime_checkable
 class Replays(Protocol):
     """What a rule may add to take a whole stored log at once in a replay (optional): much faster than a
     step per frame, since the per-row work is done on columns and the rest on plain Python values.

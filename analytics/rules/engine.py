@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, Replays, RuleContext, Sleeps, wake_margin
+from analytics.rules.base import Event, Replays, RuleContext, Selects, Sleeps, wake_margin
 from analytics.rules.catalog import build_rule
 from analytics.rules.view import FrameView, LogFrames
 from analytics.types import Tracks
@@ -68,10 +68,11 @@ class RuleEngine:
         gives frame by frame and then :meth:`close`, in the same order.
 
         Knowing every frame in advance, the replay lets a rule that can take the whole log at once
-        (:class:`~analytics.rules.base.Replays`) do so, steps a rule that can sleep
-        (:class:`~analytics.rules.base.Sleeps`) only on the frames it flags and while it is awake, steps the
-        others on every frame, and builds a frame's view only when some rule is stepped on it.
-        ``every_frame`` steps every rule on every frame instead: the reference the tests compare with.
+        (:class:`~analytics.rules.base.Replays`) do so; the others are stepped frame by frame, a rule that
+        can sleep (:class:`~analytics.rules.base.Sleeps`) only on the frames it flags and while it is awake,
+        on only the rows that matter to it when it says which (:class:`~analytics.rules.base.Selects`), and a
+        frame's view is built only when some rule is stepped on it. ``every_frame`` steps every rule on every
+        frame with every row instead: the reference the tests compare with.
         """
         n = len(frames)
         if n == 0:
@@ -80,17 +81,31 @@ class RuleEngine:
         if self.last_time is not None and times[0] < self.last_time:
             raise ValueError(f"camera {self.camera_id}: frame time went backwards "
                              f"({times[0]} after {self.last_time}); rules need increasing timestamps")
-        last = n - 1
         tagged: list[tuple[int, int, int, Event]] = []  # (frame, rule, rank, event): merged in step order
-        stepped: list[int] = []  # the rules stepped frame by frame
+        shared: list[int] = []  # rules stepped frame by frame on every row
         for i, rule in enumerate(self.rules):
             whole = None if every_frame or not isinstance(rule, Replays) else rule.replay(frames, self.camera_id)
-            if whole is None:
-                stepped.append(i)
-            else:
+            if whole is not None:
                 tagged.extend((f, i, k, e) for k, (f, e) in enumerate(whole))
-        # per stepped rule: the first frame it flags at or after each frame (None: every frame), and the next
-        # frame it is stepped on
+            elif not every_frame and isinstance(rule, Selects):
+                self._step_frames(frames.subset(np.asarray(rule.rows(frames), dtype=bool)), [i], every_frame,
+                                  tagged)
+            else:
+                shared.append(i)
+        if shared:
+            self._step_frames(frames, shared, every_frame, tagged)
+        self.last_time, self._last_context = float(times[-1]), None  # closed
+        tagged.sort(key=_ORDER)
+        return [t[3] for t in tagged]
+
+    def _step_frames(self, frames: LogFrames, stepped: list[int], every_frame: bool,
+                     tagged: list[tuple[int, int, int, Event]]) -> None:
+        """Step the rules ``stepped`` (indices) over the log and close them at its end, appending their events
+        to ``tagged`` as (frame, rule, rank, event)."""
+        n, times = len(frames), frames.time
+        last = n - 1
+        # per rule: the first frame it flags at or after each frame (None: every frame), and the next frame
+        # it is stepped on
         marks: dict[int, list[int] | None] = {}
         upcoming: dict[int, int] = {}
         for i in stepped:
@@ -121,7 +136,7 @@ class RuleEngine:
         seqs, time_of = frames.seq.tolist(), times.tolist()
         context = None
         rank = 0
-        while upcoming:
+        while True:
             f = min(upcoming.values())
             if f > last:
                 break
@@ -135,14 +150,10 @@ class RuleEngine:
                         tagged.append((f, i, rank, e))
                         rank += 1
                     upcoming[i] = after(i, f)
-        if context is not None:
-            for i in stepped:
-                for e in rules[i].close(states[i], time_of[last], context=context):
-                    tagged.append((n, i, rank, e))
-                    rank += 1
-        self.last_time, self._last_context = time_of[last], None  # closed
-        tagged.sort(key=_ORDER)
-        return [t[3] for t in tagged]
+        for i in stepped:
+            for e in rules[i].close(states[i], time_of[last], context=context):
+                tagged.append((n, i, rank, e))
+                rank += 1
 
     def close(self) -> list[Event]:
         """End of stream: close every open event (at the last time each held). Idempotent."""

@@ -336,6 +336,14 @@ class LogFrames:
         np.cumsum(mask, out=total[1:])
         return total[self.ends] - total[self.starts]
 
+    def subset(self, rows: np.ndarray) -> LogFrames:
+        """The same frames with only the rows set in ``rows`` (R,) bool."""
+        kept = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(rows, out=kept[1:])
+        sizes = np.array(self.size_of, dtype=np.int64).reshape(-1, 2)
+        return LogFrames(self.tracks[np.flatnonzero(rows)], self.seq, self.time, sizes, kept[self.starts],
+                         kept[self.ends], self.geometry)
+
     def frame(self, f: int) -> FrameView:
         """Frame ``f``'s view: its tracks and their measurements, slices of the whole log's."""
         a, b = int(self.starts[f]), int(self.ends[f])

@@ -68,10 +68,10 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from pydantic import Field, model_validator
 
-from analytics.geometry import SceneGeometry, Zone
+from analytics.geometry import SceneGeometry, Zone, apply_homography
 from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
-from analytics.rules.view import FrameView, LogFrames
+from analytics.rules.view import FrameView, LogFrames, _ground, _mpp
 from analytics.types import CLASS_IDS, CLASS_NAMES, TrackState, Tracks, class_ids_from_names
 
 #: Pixels along the allowed direction used to map it to the ground at a track's anchor.
@@ -307,6 +307,49 @@ class WrongWayRule:
         """Frames with a watched track in the zone (:class:`analytics.rules.base.Sleeps`)."""
         watched = frames.present() & np.isin(frames.tracks.class_id, sorted(self._wanted))
         return frames.count(watched & frames.in_zone(self.config.zone)) > 0
+
+    def rows(self, frames: LogFrames) -> np.ndarray:
+        """The rows of the tracks that could ever be wrong way (:class:`analytics.rules.base.Selects`).
+
+        A run's displacement against the direction never exceeds the sum of the track's moves against it
+        (each move between two observations of the track, its along-component when negative): moves with the
+        direction, moves not counted (a gap, an implausible speed) and restarts only bring the run back. A
+        track whose sum stays below ``min_displacement_m`` (less a margin for rounding) makes no event and
+        changes nothing for the other tracks, so its rows are left out. All rows are kept when the log has
+        several frame sizes or a move is not finite.
+        """
+        cfg, tracks = self.config, frames.tracks
+        if len(frames.views) != 1:
+            return np.ones(len(tracks), bool)
+        frame_of = frames.frame_of_row()
+        observed = np.flatnonzero((tracks.state == _CONFIRMED) & np.isin(tracks.class_id, sorted(self._wanted))
+                                  & frames.in_zone(cfg.zone) & (frame_of >= 0))
+        ids = tracks.track_id[observed]
+        order = np.lexsort((observed, ids))
+        observed, ids = observed[order], ids[order]
+        same = ids[1:] == ids[:-1]
+        cur, prev = observed[1:][same], observed[:-1][same]
+        scene = self._scene(RuleContext("", frames.size_of[0], 0, frames.geometry))
+        u0, u1 = scene.direction
+        anchor = tracks.anchor.astype(np.float64)
+        with np.errstate(all="ignore"):
+            if scene.homography is None:
+                scale = frames.column(("mpp", ""), _mpp)[cur]
+                along = (anchor[cur, 0] - anchor[prev, 0]) * scale * u0 + (anchor[cur, 1] - anchor[prev, 1]) * scale * u1
+            else:
+                ground = frames.column(("ground", ""), _ground)
+                wh = np.asarray(frames.size_of[0], dtype=np.float64)
+                step = np.array([u0, u1]) * _DIRECTION_STEP_PX
+                ahead = apply_homography((anchor[cur] + step) / wh, frames.geometry.calibration.homography)
+                here = ground[cur]
+                u = ahead - here
+                u /= np.maximum(np.hypot(u[:, 0], u[:, 1]), 1e-12)[:, None]
+                along = ((here - ground[prev]) * u).sum(axis=1)
+            against = np.where(np.isfinite(along), np.maximum(-along, 0.0), np.inf)
+        track_ids, which = np.unique(ids[1:][same], return_inverse=True)
+        total = np.bincount(which, weights=against, minlength=len(track_ids))
+        suspects = track_ids[~(total < cfg.min_displacement_m * (1.0 - 1e-6))]
+        return np.isin(tracks.track_id, suspects)
 
     def asleep_until(self, state: WrongWayState) -> float:
         """Asleep for good while the rule remembers no track and has no open event; else every frame counts."""

@@ -3,6 +3,10 @@
 A rule is pure: ``step(tracks, state, now, *, context) -> (state, events)``. It reads no clock, does no
 I/O and does not mutate its inputs, so a recorded track log replays to exactly the same events. Event ids
 are deterministic (``"{camera}:{rule}:{counter}"``), with the counter carried in the rule's state.
+
+A replay knows every frame in advance; a rule may add what lets it go faster there, each held to giving
+exactly the events of ``step`` on every frame: :class:`Replays` (the whole log at once), :class:`Sleeps`
+(which frames can change it) and :class:`Selects` (which tracks can make its events).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ The engine owns the rule states (the rules themselves are pure) and builds each 
 steps it on every analysed frame (empty ones included) and the track log records every analysed frame, so
 ``analytics replay`` reproduces a live run exactly. Each frame's measurements (zone membership, ground
 speeds...) are computed once and shared by the rules through :class:`~analytics.rules.view.FrameView`.
+:meth:`RuleEngine.replay` takes a whole stored log at once and gives the same events as :meth:`RuleEngine.step`
+on each of its frames followed by :meth:`RuleEngine.close`.
 """
 
 from __future__ import annotations

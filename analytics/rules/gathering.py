@@ -507,15 +507,20 @@ class GatheringRule:
         return out
 
     def asleep_until(self, state: GatheringState) -> float:
-        """Without clusters, a frame changes nothing until a remembered group or a timer expires; but every
-        frame counts while an event is open, or right after a frame with clusters (its ``last`` is reset)."""
-        if state.lifecycle.episodes or state.last is not None:
+        """Without clusters, a frame changes nothing (:meth:`_without_clusters`) until a remembered group or a
+        timer expires or an open event closes; but the frame right after one with clusters counts (it resets
+        ``last``)."""
+        if state.last is not None or not _SHORTCUTS:
             return -math.inf
         until = math.inf
         if state.groups:
             until = min(g.last_seen for g in state.groups) + self._retention
         if state.timers:
             until = min(until, min(last for _, last in state.timers.values()) + self.config.grace)
+        held = state.held
+        for key, ep in state.lifecycle.episodes.items():
+            h = held.get(key)
+            until = min(until, (h.last_true if h is not None else ep.last_true) + self.config.end_grace)
         return until
 
     def step(self, tracks: Tracks, state: GatheringState, now: float, *,

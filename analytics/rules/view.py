@@ -272,7 +272,8 @@ class LogFrames:
         self.starts = np.asarray(starts, dtype=np.int64)
         self.ends = np.asarray(ends, dtype=np.int64)
         self.geometry = geometry
-        self.size_of: list[Size] = [(int(w), int(h)) for w, h in np.asarray(sizes).reshape(-1, 2).tolist()]
+        wh = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+        self.size_of: list[Size] = list(zip(wh[:, 0].tolist(), wh[:, 1].tolist(), strict=True))
         self.views: dict[Size, LogView] = {s: LogView(tracks, s, geometry) for s in dict.fromkeys(self.size_of)}
         self._stitched: dict[tuple[str, str], np.ndarray | None] = {}
         self._empty = tracks[:0]

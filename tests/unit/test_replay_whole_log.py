@@ -69,10 +69,11 @@ def camera(p: dict) -> CameraConfig:
     return cfg.cameras[0]
 
 
-def random_log(seed: int, frames: int, tracks: int, geometry) -> LogFrames:
+def random_log(seed: int, frames: int, tracks: int, geometry, *, resized: bool = False) -> LogFrames:
     """A random log: tracks born and ending at random frames, standing, wandering or walking straight (up or
     down across the line), missed at some frames, tentative at first, sometimes lost; frame times with
-    repeats and long gaps."""
+    repeats and long gaps. ``resized``: the frames after the middle are decoded larger (a camera whose
+    resolution changed), the same pixels."""
     rng = np.random.default_rng(seed)
     steps = rng.choice([0.0, 0.1, 0.2, 0.2, 0.2, 0.5, 1.0, 2.5, 6.0], size=frames)
     time = np.cumsum(steps) + 1000.0
@@ -110,6 +111,8 @@ def random_log(seed: int, frames: int, tracks: int, geometry) -> LogFrames:
                     [r[2] for r in rows], [r[3] for r in rows], np.array([r[4] for r in rows]).reshape(-1, 2),
                     [r[5] for r in rows], [r[6] for r in rows])
     sizes = np.tile([W, H], (frames, 1))
+    if resized:
+        sizes[frames // 2:] = [W + 160, H + 120]
     return LogFrames(tracks, np.arange(frames) * 2, time, sizes, ends - counts, ends, geometry)
 
 
@@ -119,7 +122,8 @@ def live(cam: CameraConfig, log: LogFrames) -> list:
     events = []
     for f in range(len(log)):
         a, b = int(log.starts[f]), int(log.ends[f])
-        events += engine.step(log.tracks[a:b], seq=int(log.seq[f]), timestamp=float(log.time[f]), frame_size=(W, H))
+        events += engine.step(log.tracks[a:b], seq=int(log.seq[f]), timestamp=float(log.time[f]),
+                              frame_size=log.size_of[f])
     return events + engine.close()
 
 
@@ -135,10 +139,12 @@ params = st.fixed_dictionaries({
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), frames=st.integers(1, 90), tracks=st.integers(1, 14), p=params)
-def test_fast_replay_gives_exactly_the_events_of_every_frame(seed: int, frames: int, tracks: int, p: dict) -> None:
+@given(seed=st.integers(0, 2**32 - 1), frames=st.integers(1, 90), tracks=st.integers(1, 14), p=params,
+       resized=st.booleans())
+def test_fast_replay_gives_exactly_the_events_of_every_frame(seed: int, frames: int, tracks: int, p: dict,
+                                                             resized: bool) -> None:
     cam = camera(p)
-    log = random_log(seed, frames, tracks, cam.scene)
+    log = random_log(seed, frames, tracks, cam.scene, resized=resized)
     reference = RuleEngine(cam.id, cam.scene, cam.rules).replay(log, every_frame=True)
     assert reference == live(cam, log)
     fast = RuleEngine(cam.id, cam.scene, cam.rules).replay(log)

@@ -75,14 +75,19 @@ class RuleEngine:
         on only the rows that matter to it when it says which (:class:`~analytics.rules.base.Selects`), and a
         frame's view is built only when some rule is stepped on it. ``every_frame`` steps every rule on every
         frame with every row instead: the reference the tests compare with.
+
+        A log is a whole stream: the engine must be fresh (not stepped since it was made or last replayed),
+        and is fresh again afterwards.
+
+        Raises:
+            ValueError: the engine has been stepped and not replayed since.
         """
+        if self.last_time is not None:
+            raise ValueError(f"camera {self.camera_id}: replay needs a fresh engine; this one has stepped "
+                             "frames (make a new RuleEngine)")
         n = len(frames)
         if n == 0:
             return []
-        times = frames.time
-        if self.last_time is not None and times[0] < self.last_time:
-            raise ValueError(f"camera {self.camera_id}: frame time went backwards "
-                             f"({times[0]} after {self.last_time}); rules need increasing timestamps")
         tagged: list[tuple[int, int, int, Event]] = []  # (frame, rule, rank, event): merged in step order
         shared: list[int] = []  # rules stepped frame by frame on every row
         for i, rule in enumerate(self.rules):
@@ -96,7 +101,7 @@ class RuleEngine:
                 shared.append(i)
         if shared:
             self._step_frames(frames, shared, every_frame, tagged)
-        self.last_time, self._last_context = float(times[-1]), None  # closed
+        self.states = [rule.initial_state() for rule in self.rules]  # fresh again
         tagged.sort(key=_ORDER)
         return [t[3] for t in tagged]
 
@@ -129,7 +134,7 @@ class RuleEngine:
             until = self.rules[i].asleep_until(self.states[i])
             if until == math.inf:
                 return nxt[f + 1]
-            if until == -math.inf:
+            if not until > -math.inf:  # -inf, or NaN from times that are not numbers: every frame
                 return f + 1
             woken = int(np.searchsorted(times, until - wake_margin(until), side="left"))
             return min(nxt[f + 1], max(woken, f + 1))

@@ -200,3 +200,15 @@ def test_fast_replay_of_the_default_runs(name: str) -> None:
     log = load_log(log_path, cam.scene)
     reference = RuleEngine(cam.id, cam.scene, cam.rules).replay(log, every_frame=True)
     assert reference and RuleEngine(cam.id, cam.scene, cam.rules).replay(log) == reference
+
+
+def test_a_replay_is_a_whole_stream_on_a_fresh_engine() -> None:
+    cam = camera({"min_duration": 0.4, "grace": 0.3, "end_grace": 1.0, "max_speed": None, "max_count": 1,
+                  "band": 0.0, "forget_after": 2.0})
+    log = random_log(5, 120, 10, cam.scene)
+    engine = RuleEngine(cam.id, cam.scene, cam.rules)
+    first = engine.replay(log)
+    assert first and engine.replay(log) == first  # fresh again after a replay
+    engine.step(log.tracks[0:0], seq=0, timestamp=0.0, frame_size=(W, H))
+    with pytest.raises(ValueError, match="replay needs a fresh engine"):
+        engine.replay(log)

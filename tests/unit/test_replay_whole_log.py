@@ -186,9 +186,37 @@ def test_a_track_twice_in_a_frame_falls_back_to_stepping_every_frame() -> None:
     assert events and engine.replay(log) == events
 
 
+def test_fast_replay_of_the_pets09_ground_truth(tmp_path: Path) -> None:
+    """Real trajectories (PETS09-S2L1's ground truth from ../shared) through the rules of configs/pets09.yaml,
+    as they are and eight times as dense (time-shifted copies overlaid, new ids)."""
+    import polars as pl
+
+    from analytics.config import load_config
+    from analytics.evaluation import mot_to_track_log, read_mot
+    from analytics.paths import shared_dir
+    from analytics.replay import load_log
+
+    root = Path(__file__).resolve().parents[2]
+    cam = load_config(root / "configs" / "pets09.yaml").cameras[0]
+    gt = mot_to_track_log(read_mot(shared_dir() / "footage" / "mot" / "PETS09-S2L1" / "gt" / "gt.txt"),
+                          camera_id=cam.id, fps=7.0)
+    n = int(gt["seq"].max()) + 1
+    crowd = pl.concat([gt.with_columns(((pl.col("seq") + k * n // 8) % n).alias("seq"),  # wrapped: a new track
+                                       pl.col("track_id") + k * 10_000 + (pl.col("seq") + k * n // 8 >= n) * 5_000)
+                       for k in range(8)])
+    crowd = crowd.with_columns((pl.col("seq") / 7.0).alias("timestamp")).sort("seq", maintain_order=True)
+    for name, table in (("gt", gt), ("crowd", crowd)):
+        path = tmp_path / f"{name}.tracks.parquet"
+        table.write_parquet(path)
+        log = load_log(path, cam.scene, frame_size=(768, 576))
+        reference = RuleEngine(cam.id, cam.scene, cam.rules).replay(log, every_frame=True)
+        assert len(reference) > 30 and RuleEngine(cam.id, cam.scene, cam.rules).replay(log) == reference, name
+
+
 @pytest.mark.parametrize("name", ["pets09-junction", "residential-street", "indoor-desk", "freeway"])
 def test_fast_replay_of_the_default_runs(name: str) -> None:
-    """The real logs of ``analytics run configs/default.yaml`` (made by the integration tests or by hand)."""
+    """The logs of ``analytics run configs/default.yaml`` in runs/default, when made (by hand or by the
+    replay benchmark); the integration tests also hold the fast replay of fresh runs to their live events."""
     from analytics.config import load_config
     from analytics.replay import load_log
 

@@ -1,11 +1,14 @@
 """The fast replay gives exactly the events of stepping every rule on every frame.
 
-:meth:`RuleEngine.replay` lets rules take the whole log at once (:class:`~analytics.rules.base.Replays`) or
-sleep through the frames that cannot change them (:class:`~analytics.rules.base.Sleeps`). These tests hold
-both to the reference, every rule stepped on every frame (``every_frame=True``), itself checked against the
+:meth:`RuleEngine.replay` lets rules take the whole log at once (:class:`~analytics.rules.base.Replays`),
+sleep through the frames that cannot change them (:class:`~analytics.rules.base.Sleeps`) or see only the
+tracks that can make their events (:class:`~analytics.rules.base.Selects`). These tests hold all of it to
+the reference, every rule stepped on every frame (``every_frame=True``), itself checked against the
 live engine stepped frame by frame: on random logs (hypothesis: track births and deaths, tentative and lost
 rows, people standing and walking, cars in both directions, repeated timestamps, long gaps between frames)
-with every rule and thresholds drawn from their ranges, and on the real logs of the repository's runs.
+with every rule and thresholds drawn from their ranges, and on PETS09's real trajectories. The integration
+tests hold the fast replay of real runs to their live events, and ``benchmarks/replay_speed.py`` checks it
+against the reference on every log it times.
 """
 
 from __future__ import annotations
@@ -211,23 +214,6 @@ def test_fast_replay_of_the_pets09_ground_truth(tmp_path: Path) -> None:
         log = load_log(path, cam.scene, frame_size=(768, 576))
         reference = RuleEngine(cam.id, cam.scene, cam.rules).replay(log, every_frame=True)
         assert len(reference) > 30 and RuleEngine(cam.id, cam.scene, cam.rules).replay(log) == reference, name
-
-
-@pytest.mark.parametrize("name", ["pets09-junction", "residential-street", "indoor-desk", "freeway"])
-def test_fast_replay_of_the_default_runs(name: str) -> None:
-    """The logs of ``analytics run configs/default.yaml`` in runs/default, when made (by hand or by the
-    replay benchmark); the integration tests also hold the fast replay of fresh runs to their live events."""
-    from analytics.config import load_config
-    from analytics.replay import load_log
-
-    root = Path(__file__).resolve().parents[2]
-    log_path = root / "runs" / "default" / f"{name}.tracks.parquet"
-    if not log_path.is_file():
-        pytest.skip(f"{log_path} not made yet (analytics run configs/default.yaml)")
-    cam = next(c for c in load_config(root / "configs" / "default.yaml").cameras if c.id == name)
-    log = load_log(log_path, cam.scene)
-    reference = RuleEngine(cam.id, cam.scene, cam.rules).replay(log, every_frame=True)
-    assert reference and RuleEngine(cam.id, cam.scene, cam.rules).replay(log) == reference
 
 
 def test_a_replay_is_a_whole_stream_on_a_fresh_engine() -> None:

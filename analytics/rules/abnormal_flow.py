@@ -310,20 +310,12 @@ class FlowCounter:
         # zone entries: per track, its confirmed rows of the classes in time order; a row inside the zone
         # enters when the track's previous such row was outside, or it is the first one since the track was
         # (re)met: first seen, or forgotten at a frame more than forget_after after its previous row
-        frame_of = frames.frame_of_row()
         cls = frames.tracks.class_id
-        rows = np.flatnonzero((frames.tracks.state == _CONFIRMED) & np.isin(cls, sorted(self._class_set))
-                              & (frame_of >= 0))
-        ids = frames.tracks.track_id[rows]
-        order = np.lexsort((rows, ids))
-        rows, ids = rows[order], ids[order]
-        fr = frame_of[rows]
-        same = ids[1:] == ids[:-1]
-        if (same & (fr[1:] == fr[:-1])).any():
+        walk = frames.walk((frames.tracks.state == _CONFIRMED) & np.isin(cls, sorted(self._class_set)))
+        if walk is None:
             return None
-        times = frames.time
-        before = np.maximum(fr[1:] - 1, 0)
-        forgotten = (fr[1:] - 1 > fr[:-1]) & ~(times[before] - times[fr[:-1]] <= self.config.forget_after)
+        rows, ids, fr, same, in_gap, gap = walk
+        forgotten = in_gap & ~(gap <= self.config.forget_after)
         inside = frames.in_zone(str(self.config.zone))[rows]
         was_inside = np.zeros(len(rows), bool)
         was_inside[1:] = same & ~forgotten & inside[:-1]

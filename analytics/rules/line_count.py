@@ -293,18 +293,12 @@ class LineCountRule:
             return None
         frame_of = frames.frame_of_row()
         code = frames.column(self._code_key, self._code_fn)
-        rows = np.flatnonzero((code != _UNUSED) & (frame_of >= 0))
-        ids = frames.tracks.track_id[rows]
-        order = np.lexsort((rows, ids))
-        rows, ids = rows[order], ids[order]
-        fr = frame_of[rows]
-        same = ids[1:] == ids[:-1]
-        if (same & (fr[1:] == fr[:-1])).any():
+        walk = frames.walk(code != _UNUSED)
+        if walk is None:
             return None
-        times = frames.time
-        before = np.maximum(fr[1:] - 1, 0)  # the last frame before each row
-        forgotten = (fr[1:] - 1 > fr[:-1]) & ~(times[before] - times[fr[:-1]] <= cfg.forget_after)
-        life = np.cumsum(np.concatenate([[True], ~same | forgotten]))  # one number per remembered track
+        rows = walk.rows
+        forgotten = walk.in_gap & ~(walk.gap <= cfg.forget_after)
+        life = np.cumsum(np.concatenate([[True], ~walk.same | forgotten]))  # one number per remembered track
         side = code[rows]
         out = np.flatnonzero(side != 0)  # the rows that set the remembered side
         rows_out, life_out, side_out = rows[out], life[out], side[out]
@@ -332,7 +326,7 @@ class LineCountRule:
         first[1:] = life_c[1:] != life_c[:-1]
         row = row[first]
         row = row[np.lexsort((frames.tracks.track_id[row], frame_of[row]))]  # step order: frame, track id
-        seq, time_of = frames.seq.tolist(), times.tolist()
+        seq, time_of = frames.seq.tolist(), frames.time.tolist()
         counts: dict[tuple[str, int], int] = {}
         events = []
         for counter, (r, f, tid, cid, direction) in enumerate(zip(

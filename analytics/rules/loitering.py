@@ -314,24 +314,14 @@ class Stays:
         frame, or a frame time is not finite.
         """
         n = len(frames)
-        frame_of = frames.frame_of_row()
-        rows = np.flatnonzero(counted & (frame_of >= 0))
+        times = frames.time
+        walk = frames.walk(counted)
+        if walk is None or not np.isfinite(times).all():
+            return None
+        rows, ids, fr, same, in_gap, gap = walk
         if not len(rows):
             return []
-        times = frames.time
-        if not np.isfinite(times).all():
-            return None
-        ids = frames.tracks.track_id[rows]
-        order = np.lexsort((rows, ids))
-        rows, ids = rows[order], ids[order]
-        fr = frame_of[rows]
-        same = ids[1:] == ids[:-1]
-        if (same & (fr[1:] == fr[:-1])).any():
-            return None
-        before = np.maximum(fr[1:] - 1, 0)  # the last frame before each row (a frame of the gap, if any)
-        gap = times[before] - times[fr[:-1]]
-        in_gap = same & (fr[1:] - 1 > fr[:-1])
-        dropped = (in_gap & ~(gap <= self.grace)).tolist()  # a step there drops the timer ...
+        dropped = (in_gap & ~(gap <= self.grace)).tolist()  # a step in the gap drops the timer ...
         closes = (in_gap & (gap >= self.end_grace)).tolist()  # ... or closes the open event
         starts = np.flatnonzero(np.concatenate([[True], ~same])).tolist() + [len(rows)]
         t_all, seq_all = times.tolist(), frames.seq.tolist()

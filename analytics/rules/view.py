@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -248,6 +249,27 @@ class FrameView:
         return self._get(("ground_speed", ""), _ground_speed)
 
 
+class TrackWalk(NamedTuple):
+    """Some rows of a log grouped by track, each track's rows in time order (:meth:`LogFrames.walk`).
+
+    Attributes:
+        rows: (K,) the rows, indices into the log.
+        ids: (K,) their track ids (ascending: rows of one track are consecutive).
+        frame: (K,) their frames.
+        same: (K - 1,) bool, row ``k + 1`` is of the same track as row ``k``.
+        in_gap: (K - 1,) bool, and some frame lies strictly between them: the track had no such row there.
+        gap: (K - 1,) seconds from row ``k`` to the last frame before row ``k + 1``: a step on that frame is
+            the last that sees the track missing; meaningful where ``in_gap``.
+    """
+
+    rows: np.ndarray
+    ids: np.ndarray
+    frame: np.ndarray
+    same: np.ndarray
+    in_gap: np.ndarray
+    gap: np.ndarray
+
+
 class LogFrames:
     """Every frame of a stored track log at once, for a replay (see :meth:`RuleEngine.replay
     <analytics.rules.engine.RuleEngine.replay>`): all rows, each frame's row range, seq, time and size, and
@@ -310,6 +332,22 @@ class LogFrames:
             out[framed] = np.repeat(np.arange(len(counts)), counts)
             self._frame_of_row = out
         return self._frame_of_row
+
+    def walk(self, mask: np.ndarray) -> TrackWalk | None:
+        """The rows set in the per-row ``mask`` (and in a frame) grouped by track, in time order; None when a
+        track has two of them in one frame (per-track rules then step frame by frame)."""
+        frame_of = self.frame_of_row()
+        rows = np.flatnonzero(mask & (frame_of >= 0))
+        ids = self.tracks.track_id[rows]
+        order = np.lexsort((rows, ids))
+        rows, ids = rows[order], ids[order]
+        frame = frame_of[rows]
+        same = ids[1:] == ids[:-1]
+        if (same & (frame[1:] == frame[:-1])).any():
+            return None
+        before = np.maximum(frame[1:] - 1, 0)
+        gap = self.time[before] - self.time[frame[:-1]]
+        return TrackWalk(rows, ids, frame, same, same & (frame[1:] - 1 > frame[:-1]), gap)
 
     def line_distance(self, line_id: str) -> np.ndarray:
         """(R,) float64, as :meth:`FrameView.line_distance` for every row."""

@@ -316,18 +316,16 @@ class WrongWayRule:
         direction, moves not counted (a gap, an implausible speed) and restarts only bring the run back. A
         track whose sum stays below ``min_displacement_m`` (less a margin for rounding) makes no event and
         changes nothing for the other tracks, so its rows are left out. All rows are kept when the log has
-        several frame sizes or a move is not finite.
+        several frame sizes or a track twice in a frame, and a track's when a move is not finite.
         """
         cfg, tracks = self.config, frames.tracks
         if len(frames.views) != 1:
             return np.ones(len(tracks), bool)
-        frame_of = frames.frame_of_row()
-        observed = np.flatnonzero((tracks.state == _CONFIRMED) & np.isin(tracks.class_id, sorted(self._wanted))
-                                  & frames.in_zone(cfg.zone) & (frame_of >= 0))
-        ids = tracks.track_id[observed]
-        order = np.lexsort((observed, ids))
-        observed, ids = observed[order], ids[order]
-        same = ids[1:] == ids[:-1]
+        walk = frames.walk((tracks.state == _CONFIRMED) & np.isin(tracks.class_id, sorted(self._wanted))
+                           & frames.in_zone(cfg.zone))
+        if walk is None:  # a track twice in a frame: its moves are not those between consecutive rows
+            return np.ones(len(tracks), bool)
+        observed, ids, same = walk.rows, walk.ids, walk.same
         cur, prev = observed[1:][same], observed[:-1][same]
         scene = self._scene(RuleContext("", frames.size_of[0], 0, frames.geometry))
         u0, u1 = scene.direction

@@ -69,7 +69,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from analytics.baseline import Baseline, BucketStats, bucket_label, bucket_of
-from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view, wake_margin
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, frame_view
 from analytics.geometry import SceneGeometry
 from analytics.rules.lasting import Candidate, Lifecycle, LifecycleState
 from analytics.rules.line_count import LineCountConfig, LineCountRule
@@ -613,14 +613,7 @@ class AbnormalFlowRule:
 
         def closing(lo: int) -> int:
             """The first frame from ``lo`` at which an open event closes (n: none)."""
-            first = n
-            for ep in life.episodes.values():
-                due = ep.last_true + end_grace
-                g = bisect_left(t, due - wake_margin(due), lo)
-                while g < first and not t[g] - ep.last_true >= end_grace:
-                    g += 1
-                first = min(first, g)
-            return first
+            return min(frames.first_elapsed(ep.last_true, end_grace, lo) for ep in life.episodes.values())
 
         for s0, s1 in zip(starts[:-1], starts[1:]):
             start, evaluated, f = t[s0], 0, s0

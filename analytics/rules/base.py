@@ -177,13 +177,6 @@ class Rule(Protocol[S]):
         ...
 
 
-def wake_margin(t: float) -> float:
-    """How long before ``t`` a replay wakes a sleeping rule (:meth:`Sleeps.asleep_until`): a threshold written
-    ``now - last > grace`` in the rule and ``last + grace`` there round differently, by far less than this, so
-    the rule is never woken late; waking it early only costs a step."""
-    return 1e-6 + 1e-12 * abs(t)
-
-
 @runtime_checkable
 class Sleeps(Protocol[S]):
     """What a rule may add so that a replay steps it only on the frames that matter (optional).
@@ -202,7 +195,8 @@ class Sleeps(Protocol[S]):
 
     def asleep_until(self, state: S) -> float:
         """The time from which frames the rule did not flag may change ``state`` (a timer running out, an
-        event closing): ``inf`` when they never do, ``-inf`` when every frame must be stepped."""
+        event closing): ``inf`` when they never do, ``-inf`` when every frame must be stepped. The replay
+        wakes the rule a hair earlier (:func:`~analytics.rules.view.wake_margin`)."""
         ...
 
 

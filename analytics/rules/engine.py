@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, Replays, RuleContext, Selects, Sleeps, wake_margin
+from analytics.rules.base import Event, Replays, RuleContext, Selects, Sleeps
 from analytics.rules.catalog import build_rule
-from analytics.rules.view import FrameView, LogFrames
+from analytics.rules.view import FrameView, LogFrames, wake_margin
 from analytics.types import Tracks
 
 _ORDER = itemgetter(0, 1, 2)  # frame, then rule, then the rule's own order
@@ -122,8 +122,7 @@ class RuleEngine:
                 continue
             flags = np.asarray(rule.wakes(frames), dtype=bool).copy()
             flags[last] = True  # every rule is stepped on the last frame: the context its close is given
-            first = np.where(flags, np.arange(n), n)
-            marks[i] = np.minimum.accumulate(first[::-1])[::-1].tolist() + [n]
+            marks[i] = frames.next_flagged(flags)
             upcoming[i] = marks[i][0]
 
         def after(i: int, f: int) -> int:

@@ -37,7 +37,6 @@ read their measurements (present tracks, zone membership, ground speed) from the
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from itertools import compress
@@ -48,7 +47,7 @@ import numpy as np
 from pydantic import Field
 
 from analytics.geometry import SceneGeometry
-from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view, wake_margin
+from analytics.rules.base import Event, RuleConfigBase, RuleContext, event_id, frame_view
 from analytics.rules.view import FrameView, LogFrames
 from analytics.types import CLASS_IDS, CLASS_NAMES, Tracks, class_ids_from_names
 
@@ -324,18 +323,10 @@ class Stays:
         dropped = (in_gap & ~(gap <= self.grace)).tolist()  # a step in the gap drops the timer ...
         closes = (in_gap & (gap >= self.end_grace)).tolist()  # ... or closes the open event
         starts = np.flatnonzero(np.concatenate([[True], ~same])).tolist() + [len(rows)]
-        t_all, seq_all = times.tolist(), frames.seq.tolist()
+        seq_all = frames.seq.tolist()
         tl, fl, il = times[fr].tolist(), fr.tolist(), ids.tolist()
         vl, cl = values[rows].tolist(), frames.tracks.class_id[rows].tolist()
         min_duration, end_grace, score_of = self.min_duration, self.end_grace, self.score
-
-        def closing_frame(last: float, f: int) -> int:
-            """The first frame after ``f`` at which an event last held at ``last`` closes (n: none)."""
-            due = last + end_grace
-            g = max(bisect_left(t_all, due - wake_margin(due)), f + 1)
-            while g < n and not t_all[g] - last >= end_grace:
-                g += 1
-            return g
 
         # records: (frame, 0 closed | 1 opened or updated, order within, key, status, episode, its fields then,
         # end, mean); an episode is a list [id, start, last_true, last_emit, best, best_seq, cid], its id set
@@ -350,7 +341,7 @@ class Stays:
                 now = tl[j]
                 if j > a:
                     if ep is not None and closes[j - 1]:
-                        g = closing_frame(ep[2], fl[j - 1])
+                        g = frames.first_elapsed(ep[2], end_grace, fl[j - 1] + 1)
                         records.append((g, 0, fl[j - 1], key, "closed", ep, ep[1:], ep[2], total / frames_in))
                         since = total = ep = None
                     elif dropped[j - 1]:
@@ -384,7 +375,7 @@ class Stays:
                     ep[3] = now
                     records.append((f, 1, 0, key, "updated", ep, ep[1:], now, mean))
             if ep is not None:
-                g = closing_frame(ep[2], fl[b - 1])
+                g = frames.first_elapsed(ep[2], end_grace, fl[b - 1] + 1)
                 records.append((g, 0, fl[b - 1] if g < n else 0, key, "closed", ep, ep[1:], ep[2], total / frames_in))
         opened.sort(key=_FRAME_KEY)
         for counter, (_, _, ep) in enumerate(opened):

@@ -226,10 +226,7 @@ class OccupancyRule:
             return None
         threshold, end_ratio, grace, end_grace = self._threshold, cfg.end_ratio, cfg.grace, cfg.end_grace
         measures = counts / area if cfg.per_m2 else counts.astype(np.float64)  # the floats of the step
-        above_at = np.flatnonzero(measures > threshold)
-        nxt = np.full(n + 1, n, dtype=np.int64)  # the first frame above at or after each frame
-        nxt[above_at] = above_at
-        nxt = np.minimum.accumulate(nxt[::-1])[::-1].tolist()
+        nxt = frames.next_flagged(measures > threshold)  # the first frame above at or after each frame
         count_of, measure_of, time_of, seq = counts.tolist(), measures.tolist(), frames.time.tolist(), frames.seq.tolist()
         rows = np.flatnonzero(counted)
         first = np.zeros(len(counted) + 1, dtype=np.int64)

@@ -29,6 +29,7 @@ Units on the ground:
 from __future__ import annotations
 
 from collections.abc import Callable
+from bisect import bisect_left
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -249,6 +250,13 @@ class FrameView:
         return self._get(("ground_speed", ""), _ground_speed)
 
 
+def wake_margin(t: float) -> float:
+    """How much earlier than a time ``t`` written ``last + grace`` a replay looks for the frame where a rule's
+    ``now - last > grace`` (or ``>=``) first holds: the two round differently, by far less than this, so that
+    frame is never missed; looking early only costs a few comparisons (or a step of a sleeping rule)."""
+    return 1e-6 + 1e-12 * abs(t)
+
+
 class TrackWalk(NamedTuple):
     """Some rows of a log grouped by track, each track's rows in time order (:meth:`LogFrames.walk`).
 
@@ -300,6 +308,7 @@ class LogFrames:
         self._stitched: dict[tuple[str, str], np.ndarray | None] = {}
         self._empty = tracks[:0]
         self._frame_of_row: np.ndarray | None = None
+        self._times: list[float] = self.time.tolist()
 
     def __len__(self) -> int:
         return len(self.time)
@@ -332,6 +341,24 @@ class LogFrames:
             out[framed] = np.repeat(np.arange(len(counts)), counts)
             self._frame_of_row = out
         return self._frame_of_row
+
+    def next_flagged(self, flags: np.ndarray) -> list[int]:
+        """For each frame, the first frame at or after it set in ``flags`` (F,) bool (``len(self)`` when none),
+        and ``len(self)`` once more at the end."""
+        n = len(self.time)
+        first = np.full(n + 1, n, dtype=np.int64)
+        first[:n][flags] = np.flatnonzero(flags)
+        return np.minimum.accumulate(first[::-1])[::-1].tolist()
+
+    def first_elapsed(self, last: float, seconds: float, lo: int) -> int:
+        """The first frame from ``lo`` on at which a step finds ``seconds`` elapsed since ``last``
+        (``now - last >= seconds``, the very comparison), ``len(self)`` when none."""
+        times = self._times
+        due = last + seconds
+        f = max(bisect_left(times, due - wake_margin(due)), lo)
+        while f < len(times) and not times[f] - last >= seconds:
+            f += 1
+        return f
 
     def walk(self, mask: np.ndarray) -> TrackWalk | None:
         """The rows set in the per-row ``mask`` (and in a frame) grouped by track, in time order; None when a

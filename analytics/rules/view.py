@@ -28,8 +28,8 @@ Units on the ground:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from bisect import bisect_left
+from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -283,8 +283,10 @@ class LogFrames:
     <analytics.rules.engine.RuleEngine.replay>`): all rows, each frame's row range, seq, time and size, and
     the log-wide measurements of :class:`LogView`.
 
-    Rules that can sleep (see :class:`analytics.rules.base.Sleeps`) read the columns over all rows at once to
-    say on which frames they must be stepped; the replay then builds only the frames some rule steps on.
+    Rules read the columns over all rows at once to take the whole log at once
+    (:class:`analytics.rules.base.Replays`), to say on which frames they must be stepped
+    (:class:`~analytics.rules.base.Sleeps`) or which tracks matter to them (:class:`~analytics.rules.base.Selects`);
+    the replay then builds a frame's view (:meth:`frame`) only when some rule is stepped on it.
 
     Args:
         tracks: all rows, in frame order (each frame's rows are ``starts[f]:ends[f]``).

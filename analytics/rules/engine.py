@@ -45,18 +45,13 @@ class RuleEngine:
         self.last_time: float | None = None
         self._last_context: RuleContext | None = None
 
-    def step(self, tracks: Tracks, *, seq: int, timestamp: float, frame_size: tuple[int, int],
-             view: FrameView | None = None) -> list[Event]:
-        """Run every rule on one frame; events in rule order, then each rule's own order.
-
-        ``view`` lets a replay pass measurements precomputed for the whole log (:class:`LogView`); by
-        default each frame gets its own :class:`FrameView`, shared by the rules.
-        """
+    def step(self, tracks: Tracks, *, seq: int, timestamp: float, frame_size: tuple[int, int]) -> list[Event]:
+        """Run every rule on one frame; events in rule order, then each rule's own order. The frame's
+        measurements are computed once, in a :class:`FrameView` the rules share."""
         if self.last_time is not None and timestamp < self.last_time:
             raise ValueError(f"camera {self.camera_id}: frame time went backwards "
                              f"({timestamp} after {self.last_time}); rules need increasing timestamps")
-        if view is None or view.tracks is not tracks:
-            view = FrameView(tracks, frame_size, self.geometry)
+        view = FrameView(tracks, frame_size, self.geometry)
         context = RuleContext(self.camera_id, frame_size, seq, self.geometry, view)
         events: list[Event] = []
         for i, rule in enumerate(self.rules):

@@ -33,14 +33,12 @@ class ReplayError(ValueError):
 
 
 class ReplayFrame(NamedTuple):
-    """One analysed frame rebuilt from a track log (``rows``: its rows in ``log_tracks``, all of the log)."""
+    """One analysed frame rebuilt from a track log."""
 
     seq: int
     timestamp: float
     frame_size: tuple[int, int]
     tracks: Tracks
-    log_tracks: Tracks | None = None
-    rows: slice | None = None
 
 
 def _check_columns(df: pl.DataFrame, schema: dict, path: Path, what: str) -> None:
@@ -86,7 +84,7 @@ def load_frames(track_log: str | Path, *, frames: str | Path | None = None,
     everything = log.tracks
     for f, (s, t, size) in enumerate(zip(log.seq.tolist(), log.time.tolist(), log.size_of, strict=True)):
         a, b = int(log.starts[f]), int(log.ends[f])
-        yield ReplayFrame(s, t, size, everything[a:b], everything, slice(a, b))
+        yield ReplayFrame(s, t, size, everything[a:b])
 
 
 def _frame_index(df: pl.DataFrame, track_log: Path, *, frames: str | Path | None,
